@@ -1,0 +1,127 @@
+"""Shared vocabulary: the parsed push, the Kafka order record (SPEC 4.4) and dead letters.
+
+Everything that crosses a module boundary is one of these; encode/decode live here too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+PLATFORM = "shopee"
+
+
+def shop_key(shop_id: str | int) -> str:
+    return f"shop-{shop_id}"
+
+
+class OrderRecord(BaseModel):
+    """The value on marketplace.orders (SPEC 4.4), a superset of the seed's record."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    platform: str = PLATFORM
+    shop_id: str
+    order_sn: str
+    order_status: str | None = None
+    timestamp: int  # ms, when the gateway received the push
+    update_time: int | None = None  # s, from the push
+    event_id: str
+    code: int = 3
+
+    @property
+    def key(self) -> str:
+        return shop_key(self.shop_id)
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump())
+
+    @classmethod
+    def decode(cls, value: bytes) -> OrderRecord:
+        return cls.model_validate(orjson.loads(value))
+
+
+def event_id_for(
+    shop_id: str,
+    order_sn: str,
+    status: str | None,
+    update_time: int | None,
+    code: int,
+    msg_id: str | None,
+) -> str:
+    """Stable id of one push: the same push delivered twice gets the same id.
+
+    Shopee's `msg_id` when it sends one; otherwise a digest of what identifies the push
+    (not of the raw bytes, so a re-encoded retry of the same push still matches).
+    """
+    if msg_id:
+        return msg_id.lower()
+    basis = f"{PLATFORM}|{shop_id}|{order_sn}|{status or ''}|{update_time or ''}|{code}"
+    return hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class PushEvent:
+    """A signed push as it flows through the transform pipeline."""
+
+    body: dict[str, Any]
+    received_ms: int
+    code: int | None = None
+    shop_id: str | None = None
+    order_sn: str | None = None
+    status: str | None = None
+    update_time: int | None = None
+    msg_id: str | None = None
+    record: OrderRecord | None = None
+    annotations: dict[str, Any] = field(default_factory=dict)
+
+
+class DeadLetter(BaseModel):
+    """A record on the dead-letter topic: why it failed, and everything needed to retry.
+
+    `record` is the original order record when there was one (replay re-publishes it);
+    `raw_body_b64` is the exact push body when the failure happened at ingest.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    reason: str
+    detail: str = ""
+    source: str  # "ingest" | "consumer"
+    failed_at_ms: int
+    shop_id: str | None = None
+    record: dict[str, Any] | None = None
+    raw_body_b64: str | None = None
+    attempts: int = Field(default=1, ge=0)
+
+    @property
+    def key(self) -> str:
+        return shop_key(self.shop_id) if self.shop_id else "shop-unknown"
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(exclude_none=True))
+
+    @classmethod
+    def decode(cls, value: bytes) -> DeadLetter:
+        return cls.model_validate(orjson.loads(value))
+
+    @classmethod
+    def for_raw_body(
+        cls, reason: str, detail: str, raw_body: bytes, now_ms: int, shop_id: str | None = None
+    ) -> DeadLetter:
+        return cls(
+            reason=reason,
+            detail=detail[:500],
+            source="ingest",
+            failed_at_ms=now_ms,
+            shop_id=shop_id,
+            raw_body_b64=base64.b64encode(raw_body).decode(),
+        )
+
+    def raw_body(self) -> bytes | None:
+        return base64.b64decode(self.raw_body_b64) if self.raw_body_b64 is not None else None

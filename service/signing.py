@@ -1,0 +1,52 @@
+"""Shopee signatures (SPEC 3.1 and 3.4), as pure functions of key and message.
+
+HMAC comes from `cryptography`; comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hmac as _stdlib_hmac
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
+
+
+def hmac_sha256_hex(key: bytes, message: bytes) -> str:
+    mac = HMAC(key, hashes.SHA256())
+    mac.update(message)
+    return mac.finalize().hex()
+
+
+def push_signature(key: bytes, callback_url: str, raw_body: bytes) -> str:
+    """Lowercase hex HMAC-SHA256(key, callback_url + "|" + raw_body)."""
+    return hmac_sha256_hex(key, callback_url.encode() + b"|" + raw_body)
+
+
+def verify_push(key: bytes, callback_url: str, raw_body: bytes, authorization: str | None) -> bool:
+    """True when `authorization` is exactly the push signature of `raw_body`.
+
+    The URL is the one registered with Shopee (from settings), never one rebuilt from the
+    request, and the body is the bytes received, never re-serialised. The header must be
+    the lowercase hex digest: Shopee sends it that way, so anything else is not Shopee.
+    """
+    if not authorization:
+        return False
+    expected = push_signature(key, callback_url, raw_body)
+    return _stdlib_hmac.compare_digest(expected.encode(), authorization.encode("utf-8", "replace"))
+
+
+def api_sign(
+    partner_key: bytes,
+    partner_id: int,
+    api_path: str,
+    timestamp: int,
+    access_token: str = "",
+    shop_id: int | str = "",
+) -> str:
+    """`sign` for Shopee API calls: shop-level when token and shop are given, else public."""
+    base = f"{partner_id}{api_path}{timestamp}{access_token}{shop_id}"
+    return hmac_sha256_hex(partner_key, base.encode())
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return _stdlib_hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,179 @@
+"""Factory fixtures shared by the tests.
+
+Integration tests use the real Kafka broker and Postgres cluster that `make test`
+(scripts/with-services.sh) starts; when they are missing the tests FAIL and say why,
+they never skip. Every test gets its own topics and its own database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parent.parent
+NEEDS_SERVICES = "start them with `make test` (scripts/with-services.sh), which sets {var}"
+
+
+def _require_env(var: str) -> str:
+    value = os.environ.get(var)
+    if not value:
+        pytest.fail(f"{var} is not set: integration tests need the real service; " + NEEDS_SERVICES.format(var=var))
+    return value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    servers = _require_env("KAFKA_BOOTSTRAP_SERVERS")
+    host, _, port = servers.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as exc:
+        pytest.fail(f"Kafka at {servers} is not reachable ({exc}); " + NEEDS_SERVICES.format(var="it"))
+    return servers
+
+
+TopicFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def new_topic(kafka_bootstrap: str) -> AsyncIterator[TopicFactory]:
+    """`await new_topic(partitions=3)` -> a fresh, uniquely named topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    created: list[str] = []
+
+    async def make(partitions: int = 1, prefix: str = "t") -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:12]}"
+        await admin.create_topics([NewTopic(name=name, num_partitions=partitions, replication_factor=1)])
+        created.append(name)
+        return name
+
+    try:
+        yield make
+    finally:
+        if created:
+            with contextlib.suppress(Exception):  # a leftover test topic harms nothing
+                await admin.delete_topics(created)
+        await admin.close()
+
+
+async def read_topic(bootstrap: str, topic: str, *, expect: int | None = None, wait_seconds: float = 10.0) -> list[Any]:
+    """All records on `topic` from the beginning (waits for `expect` records, if given)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for recs in batch.values():
+                records.extend(recs)
+            if expect is not None and len(records) >= expect:
+                # one more short poll to catch records beyond the expected count
+                extra = await consumer.getmany(timeout_ms=300)
+                for recs in extra.values():
+                    records.extend(recs)
+                break
+            if expect is None and not batch:
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    return _require_env("TEST_DATABASE_URL")
+
+
+@pytest.fixture
+async def database_url(pg_admin_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database for this test; dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    try:
+        conn = await asyncpg.connect(pg_admin_url, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"Postgres at TEST_DATABASE_URL is not reachable ({exc}); " + NEEDS_SERVICES.format(var="it"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, _ = pg_admin_url.rpartition("/")
+    yield f"{base}/{name}"
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+class PrivateBroker:
+    """A Kafka broker of this test's own, on its own port, that the test may stop and start."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.bootstrap = f"127.0.0.1:{port}"
+
+    def _run(self, action: str, keep_data: bool) -> None:
+        env = {
+            **os.environ,
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_KEEP_DATA": "1" if keep_data else "0",
+        }
+        subprocess.run([str(ROOT / "scripts/kafka.sh"), action], check=True, env=env, capture_output=True)
+
+    def start(self, *, keep_data: bool = True) -> None:
+        self._run("up", keep_data)
+
+    def stop(self) -> None:
+        self._run("down", True)
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would."""
+        pid_file = ROOT / f".cache/kafka/run-{self.port}/kafka.pid"
+        pid = int(pid_file.read_text())
+        os.kill(pid, 9)
+        pid_file.unlink()
+
+
+@pytest.fixture
+def private_broker(kafka_bootstrap: str) -> Iterator[PrivateBroker]:
+    port = free_port()
+    while port + 1 > 65535 or _port_busy(port + 1):
+        port = free_port()
+    broker = PrivateBroker(port)
+    broker.start(keep_data=False)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def _port_busy(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
