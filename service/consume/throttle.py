@@ -1,0 +1,69 @@
+"""Per-shop call limiter: at most `limit` Shopee calls per shop in any rolling window.
+
+It delays calls and never rejects them (the old pipeline's rate limit skipped runs and
+lost orders). The window is a sliding log of call times: a call may start once the call
+`limit` places before it is a full window old. `delay()` and `record()` are pure over an
+injected clock; `acquire()` is the async wrapper that waits and then records.
+Global concurrency is a plain count owned by the runner's single loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class ShopThrottle:
+    def __init__(
+        self,
+        limit: int,
+        *,
+        window_seconds: float = 60.0,
+        clock: Clock,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self.window = window_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._calls: dict[str, deque[float]] = {}
+
+    def _log(self, shop: str, now: float) -> deque[float]:
+        calls = self._calls.get(shop)
+        if calls is None:
+            calls = self._calls[shop] = deque()
+        while calls and calls[0] <= now - self.window:
+            calls.popleft()
+        return calls
+
+    def delay(self, shop: str, now: float) -> float:
+        """Seconds until `shop` may make another call (0 when it may call now)."""
+        calls = self._log(shop, now)
+        if len(calls) < self.limit:
+            return 0.0
+        return max(0.0, calls[-self.limit] + self.window - now)
+
+    def record(self, shop: str, now: float) -> None:
+        self._log(shop, now).append(now)
+
+    async def acquire(self, shop: str) -> float:
+        """Wait until `shop` may call, count the call, and return the seconds waited."""
+        start = self._clock()
+        while (wait := self.delay(shop, self._clock())) > 0:
+            await self._sleep(wait)
+        self.record(shop, self._clock())
+        return self._clock() - start
+
+    def forget_idle(self, now: float) -> None:
+        """Drop shops without calls in the window, so memory follows active shops only."""
+        for shop in [s for s in self._calls if not self._log(s, now)]:
+            del self._calls[shop]
+
+    def calls_in_window(self, shop: str, now: float) -> int:
+        return len(self._log(shop, now))

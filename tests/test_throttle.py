@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import asyncio
+
+from service.consume.throttle import ShopThrottle
+from tests.consume_helpers import FakeClock
+
+
+def max_in_any_window(times: list[float], window: float) -> int:
+    return max(sum(1 for t in times if start <= t < start + window) for start in times)
+
+
+async def test_calls_over_the_limit_wait_instead_of_being_dropped() -> None:
+    clock = FakeClock(0)
+    throttle = ShopThrottle(3, window_seconds=60, clock=clock, sleep=clock.sleep)
+    times = []
+    for _ in range(10):
+        await throttle.acquire("s")
+        times.append(clock())
+    assert len(times) == 10
+    assert times == [0, 0, 0, 60, 60, 60, 120, 120, 120, 180]
+    assert max_in_any_window(times, 60) == 3
+
+
+async def test_window_is_rolling_not_fixed() -> None:
+    clock = FakeClock(0)
+    throttle = ShopThrottle(2, window_seconds=60, clock=clock, sleep=clock.sleep)
+    await throttle.acquire("s")
+    clock.advance(50)
+    await throttle.acquire("s")
+    # a fixed minute bucket would allow a call at t=60; the rolling window waits for t=110
+    clock.advance(10)
+    waited = await throttle.acquire("s")
+    assert waited == 0  # the first call (t=0) is a full window old at t=60
+    assert throttle.delay("s", clock()) == 50
+
+
+async def test_shops_do_not_share_a_budget() -> None:
+    clock = FakeClock(0)
+    throttle = ShopThrottle(1, window_seconds=60, clock=clock, sleep=clock.sleep)
+    assert await throttle.acquire("a") == 0
+    assert await throttle.acquire("b") == 0
+    assert throttle.delay("a", clock()) == 60
+
+
+async def test_random_spaced_calls_never_exceed_the_limit() -> None:
+    import random
+
+    rng = random.Random(7)
+    clock = FakeClock(0)
+    throttle = ShopThrottle(5, window_seconds=10, clock=clock, sleep=clock.sleep)
+    times = []
+    for _ in range(200):
+        clock.advance(rng.choice([0, 0, 0.1, 1, 3, 7]))
+        await throttle.acquire("s")
+        times.append(clock())
+    assert max_in_any_window(times, 10) <= 5
+
+
+def test_forget_idle_drops_shops_without_recent_calls() -> None:
+    clock = FakeClock(0)
+    throttle = ShopThrottle(1, window_seconds=60, clock=clock, sleep=clock.sleep)
+    throttle.record("a", 0)
+    throttle.forget_idle(61)
+    assert throttle.calls_in_window("a", 61) == 0
+
+
+async def test_acquire_uses_real_sleep_by_default() -> None:
+    loop = asyncio.get_running_loop()
+    throttle = ShopThrottle(1, window_seconds=0.2, clock=loop.time)
+    await throttle.acquire("s")
+    waited = await throttle.acquire("s")
+    assert 0.15 <= waited < 1
