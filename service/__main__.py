@@ -23,23 +23,28 @@ COMMANDS = {
 }
 
 
+def usage() -> str:
+    lines = ["usage: python -m service <command> [options]", "", "commands:"]
+    lines += [f"  {name:<9} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines.append("\n`python -m service <command> --help` shows a command's options.")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for name, (module_name, help_text) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, add_help=name != "sandbox")
-        if name == "sandbox":
-            # the sandbox has sub-commands of its own and parses them itself
-            sp.add_argument("rest", nargs=argparse.REMAINDER)
-            continue
-        importlib.import_module(module_name).add_arguments(sp)
-    args = parser.parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        known = not argv or argv[0] in ("-h", "--help")
+        print(usage(), file=sys.stdout if known else sys.stderr)
+        return 0 if known else 2
+    command, rest = argv[0], argv[1:]
+    # only the chosen command is imported, and it parses its own options
+    module = importlib.import_module(COMMANDS[command][0])
     try:
-        if args.command == "sandbox":
-            return int(module.main(args.rest))
-        return int(module.run(args))
+        if command == "sandbox":
+            return int(module.main(rest))
+        parser = argparse.ArgumentParser(prog=f"python -m service {command}", description=COMMANDS[command][1])
+        module.add_arguments(parser)
+        return int(module.run(parser.parse_args(rest)))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)  # noqa: T201 - the one-line start-up error
         return 2

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     ingest_response_budget_seconds: float = Field(default=2.0, gt=0, lt=3.0)
     ingest_transforms: str = DEFAULT_TRANSFORMS
     ingest_outbox_enabled: bool = True
+    ingest_outbox_reserve_seconds: float = Field(default=0.5, gt=0)
     outbox_relay_interval_seconds: float = Field(default=0.5, gt=0)
 
     log_level: str = "INFO"
@@ -146,7 +147,7 @@ def load_settings(**overrides: Any) -> Settings:
     secrets_dir = os.environ.get("SECRETS_DIR")
     try:
         if secrets_dir:
-            return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[call-arg]
+            return Settings(_secrets_dir=secrets_dir, **overrides)
         return Settings(**overrides)
     except ValueError as exc:  # pydantic.ValidationError is a ValueError
         first = exc.errors()[0] if hasattr(exc, "errors") else None

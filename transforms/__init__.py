@@ -37,12 +37,12 @@ class Pipeline:
         self.transforms = tuple(transforms)
 
     def __call__(self, event: PushEvent) -> PushEvent | Skip:
-        result: PushEvent | Skip = event
         for transform in self.transforms:
-            result = transform(result)
+            result = transform(event)
             if isinstance(result, Skip):
                 return result
-        return result
+            event = result
+        return event
 
 
 def load_transform(name: str) -> Transform:

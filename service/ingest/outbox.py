@@ -1,0 +1,136 @@
+"""The fallback outbox (SPEC 5.2): a Postgres table that takes a push when Kafka cannot.
+
+OutboxSink wraps a KafkaSink. A record goes to Kafka first, with most of the response
+budget; if Kafka does not acknowledge in time, the record is written to `gateway_outbox`
+and the push is still answered 2xx, because Shopee disables subscriptions that fail too
+often and never re-sends what it missed. Only when neither takes it: SinkUnavailable (503).
+
+A relay task in every ingest replica drains the outbox to Kafka in insertion order. Rows
+are claimed with FOR UPDATE SKIP LOCKED, so replicas relay different rows at once, and are
+deleted in the same transaction only after Kafka acknowledged them. A relay that dies
+between the acknowledgement and the commit leaves its rows to be sent again: a duplicate
+record, which the consumer's idempotent upsert already absorbs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from service.errors import SinkUnavailable
+from service.ingest.metrics import IngestMetrics
+from service.ingest.sink import KafkaSink
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RELAY_BATCH = 500
+
+INSERT = "INSERT INTO gateway_outbox (topic, key, value) VALUES ($1, $2, $3)"
+CLAIM = "SELECT id, topic, key, value FROM gateway_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+DELETE = "DELETE FROM gateway_outbox WHERE id = ANY($1::bigint[])"
+STATS = "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) FROM gateway_outbox"
+
+
+class OutboxSink:
+    name = "outbox"
+
+    def __init__(self, settings: Settings, kafka: KafkaSink, metrics: IngestMetrics | None = None) -> None:
+        assert settings.database_url is not None
+        self._dsn = settings.database_url.get_secret_value()
+        self._kafka = kafka
+        self._interval = settings.outbox_relay_interval_seconds
+        self._reserve = min(settings.ingest_outbox_reserve_seconds, settings.ingest_response_budget_seconds / 2)
+        self.metrics = metrics if metrics is not None else IngestMetrics()
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._relay: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._kafka.start()
+        with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+            await self._get_pool()
+        self._relay = asyncio.create_task(self._relay_forever(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay
+        if self._pool is not None:
+            await self._pool.close()
+        await self._kafka.stop()
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4, timeout=2, command_timeout=5)
+            return self._pool
+
+    async def send(self, topic: str, key: bytes, value: bytes, *, budget_seconds: float) -> str:
+        try:
+            return await self._kafka.send(topic, key, value, budget_seconds=max(budget_seconds - self._reserve, 0.05))
+        except SinkUnavailable as kafka_exc:
+            try:
+                async with asyncio.timeout(self._reserve):
+                    pool = await self._get_pool()
+                    await pool.execute(INSERT, topic, key, value)
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                raise SinkUnavailable(f"{kafka_exc}; outbox failed too: {exc.__class__.__name__}") from exc
+            log.warning("kafka unavailable; push kept in the outbox", extra={"error": str(kafka_exc)})
+            return self.name
+
+    async def ready(self) -> bool:
+        if await self._kafka.ready():
+            return True
+        try:
+            async with asyncio.timeout(1.5):
+                pool = await self._get_pool()
+                await pool.fetchval("SELECT 1 FROM gateway_outbox LIMIT 1")
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return False
+        return True
+
+    async def relay_once(self) -> int:
+        """Move up to RELAY_BATCH rows, oldest first, to Kafka; returns how many."""
+        pool = await self._get_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(CLAIM, RELAY_BATCH)
+            if not rows:
+                return 0
+            producer = await self._kafka.producer()
+            futures = [await producer.send(r["topic"], value=bytes(r["value"]), key=bytes(r["key"])) for r in rows]
+            await asyncio.gather(*futures)  # every row acknowledged (acks=all) before delete
+            await conn.execute(DELETE, [r["id"] for r in rows])
+        self.metrics.outbox_relayed.inc(len(rows))
+        return len(rows)
+
+    async def _update_stats(self) -> None:
+        pool = await self._get_pool()
+        row = await pool.fetchrow(STATS)
+        depth, age = (row[0], row[1]) if row is not None else (0, 0)
+        self.metrics.outbox_depth.set(depth)
+        self.metrics.outbox_oldest_age_seconds.set(float(age or 0))
+
+    async def _relay_forever(self) -> None:
+        backoff = self._interval
+        while True:
+            try:
+                moved = await self.relay_once()
+                await self._update_stats()
+                backoff = self._interval
+                if moved:
+                    log.info("outbox relayed to kafka", extra={"rows": moved})
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Kafka or Postgres down: the rows stay, the next pass tries again.
+                log.debug("outbox relay pass failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
+                backoff = min(backoff * 2, 10.0)
+            await asyncio.sleep(backoff)

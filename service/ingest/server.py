@@ -1,0 +1,66 @@
+"""`python -m service serve`: the ingest app under uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+from starlette.applications import Starlette
+
+from service.ingest.app import create_app
+from service.ingest.sink import KafkaSink, Sink
+from service.logs import setup_logging
+from service.settings import Settings, load_settings
+from transforms import load_pipeline
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="0.0.0.0", help="interface to bind (default 0.0.0.0)")  # noqa: S104
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+
+
+def build_sink(settings: Settings) -> Sink:
+    """Kafka, wrapped by the Postgres outbox when DATABASE_URL is set (SPEC 5.2)."""
+    kafka = KafkaSink(settings)
+    if settings.database_url is not None and settings.ingest_outbox_enabled:
+        from service.ingest.outbox import OutboxSink
+
+        return OutboxSink(settings, kafka)
+    return kafka
+
+
+def build_app(settings: Settings) -> Starlette:
+    pipeline = load_pipeline(settings.transform_names)
+    return create_app(settings, build_sink(settings), pipeline)
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory: each worker process builds its own app from the environment."""
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    return build_app(settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    build_app(settings)  # fail fast, in the parent, on any configuration error
+    log.info("starting ingest", extra={"host": args.host, "port": args.port, "workers": args.workers})
+    uvicorn.run(
+        "service.ingest.server:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
