@@ -2,7 +2,9 @@
 
     GET  /healthz                             {"ok": true}
     GET  /sandbox/shops                       {"shops": [shop, ...]}
-    POST /sandbox/shops                       {"shop_ids": [..]} or {"count": N, "shop_id_base": B}
+    POST /sandbox/shops                       {"shop_ids": [..]} or {"count": N, "shop_id_base": B} or
+                                              {"shops": [{shop_id, access_token?, refresh_token?}]}
+                                              (given tokens replace the shop's current pair)
     POST /sandbox/shops/{shop_id}/expire-token  the shop's access token expires now
     POST /sandbox/orders                      {"orders": [{shop_id, order_sn, order_status, update_time,
                                                create_time?}]} or one such object
@@ -81,6 +83,21 @@ async def list_shops(request: Request, state: SandboxState, body: Any) -> Any:
 async def add_shops(request: Request, state: SandboxState, body: Any) -> Any:
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object")
+    if "shops" in body:
+        if not isinstance(body["shops"], list) or not all(isinstance(s, dict) for s in body["shops"]):
+            raise BadRequest("shops must be a list of objects")
+        infos = []
+        for shop in body["shops"]:
+            shop_id = _int(shop.get("shop_id"), "shop_id")
+            if "access_token" in shop or "refresh_token" in shop:
+                access, refresh = (
+                    _str(shop.get("access_token"), "access_token"),
+                    _str(shop.get("refresh_token"), "refresh_token"),
+                )
+                infos.append(state.shop_info(state.tokens.set_tokens(shop_id, access, refresh, state.now())))
+            else:
+                infos.extend(state.add_shops([shop_id]))
+        return {"shops": infos}
     if "shop_ids" in body:
         if not isinstance(body["shop_ids"], list):
             raise BadRequest("shop_ids must be a list")
@@ -93,7 +110,7 @@ async def add_shops(request: Request, state: SandboxState, body: Any) -> Any:
 
 async def expire_token(request: Request, state: SandboxState, body: Any) -> Any:
     shop_id = _int(request.path_params["shop_id"], "shop_id")
-    if not state.tokens.has_shop(shop_id):
+    if not state.shop_exists(shop_id):
         raise BadRequest(f"unknown shop {shop_id}")
     state.tokens.expire_access(shop_id, state.now())
     return state.shop_info(state.tokens.current(shop_id))

@@ -85,6 +85,17 @@ class TokenBook:
             self._issue(shop_id, 0, self.issued_at)
         return self._current[shop_id]
 
+    def set_tokens(self, shop_id: int, access_token: str, refresh_token: str, now: float) -> TokenPair:
+        """Replace the shop's pair with one chosen by the caller (e.g. to match a database)."""
+        old = self.add_shop(shop_id)
+        self._access[old.access_token].expires_at = min(self._access[old.access_token].expires_at, now)
+        self._refresh[old.refresh_token].used = True
+        pair = TokenPair(shop_id, access_token, refresh_token, now + self.ttl, now + self.refresh_ttl)
+        self._access[access_token] = _Access(shop_id, pair.access_expires_at)
+        self._refresh[refresh_token] = _Refresh(shop_id, pair.refresh_expires_at)
+        self._current[shop_id] = pair
+        return pair
+
     def current(self, shop_id: int) -> TokenPair:
         return self._current[shop_id]
 
