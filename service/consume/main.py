@@ -1,0 +1,82 @@
+"""`python -m service consume`: the consumer process.
+
+Builds the settings, the Postgres store, the Shopee client, the dead-letter producer and
+the metrics server, runs the Consumer until SIGTERM/SIGINT, and stops them all in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from prometheus_client import CollectorRegistry
+
+from service.consume.deadletters import KafkaDeadLetters, dead_letter_producer
+from service.consume.metrics import ConsumerMetrics, MetricsServer
+from service.consume.runner import Consumer
+from service.consume.shopee import ShopeeClient
+from service.consume.store import Store
+from service.logs import setup_logging
+from service.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics-port", type=int, help="override CONSUMER_METRICS_PORT (0 disables)")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {} if args.metrics_port is None else {"consumer_metrics_port": args.metrics_port}
+    settings = load_settings(**overrides)
+    setup_logging(settings.log_level)
+    settings.require("database_url", "shopee_partner_id", "shopee_partner_key", purpose="the consumer")
+    asyncio.run(consume(settings))
+    return 0
+
+
+async def consume(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the consumer until `stop` is set (or SIGTERM/SIGINT when no event is given)."""
+    assert settings.database_url is not None
+    assert settings.shopee_partner_id is not None
+    assert settings.shopee_partner_key is not None
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    registry = CollectorRegistry()
+    metrics = ConsumerMetrics(registry)
+    server = MetricsServer(registry, settings.consumer_metrics_port)
+    server.start()
+    kafka_options = settings.kafka_client_options()
+    producer = dead_letter_producer(kafka_options)
+    try:
+        async with (
+            Store(settings.database_url.get_secret_value(), max_connections=settings.max_concurrency + 2) as store,
+            ShopeeClient(
+                base_url=settings.shopee_api_base_url,
+                partner_id=settings.shopee_partner_id,
+                partner_key=settings.shopee_partner_key.get_secret_value().encode(),
+                optional_fields=settings.optional_fields,
+                timeout_seconds=settings.shopee_timeout_seconds,
+                max_connections=settings.max_concurrency * 2,
+            ) as shopee,
+        ):
+            await producer.start()
+            try:
+                consumer = Consumer(
+                    settings,
+                    shopee=shopee,
+                    store=store,
+                    dead_letters=KafkaDeadLetters(producer, settings.kafka_topic_dead_letter),
+                    metrics=metrics,
+                    kafka_options=kafka_options,
+                )
+                await consumer.run(stop)
+            finally:
+                await producer.stop()
+    finally:
+        server.stop()
