@@ -11,7 +11,6 @@ from starlette.testclient import TestClient
 from service.sandbox.api import create_sandbox_app
 from service.sandbox.client import shop_query
 from service.sandbox.config import ORDER_DETAIL_PATH, Faults, SandboxConfig
-from service.sandbox.state import SandboxState
 from service.sandbox.tokens import initial_tokens
 
 KEY = "fault-key"
