@@ -10,6 +10,10 @@ are claimed with FOR UPDATE SKIP LOCKED, so replicas relay different rows at onc
 deleted in the same transaction only after Kafka acknowledged them. A relay that dies
 between the acknowledgement and the commit leaves its rows to be sent again: a duplicate
 record, which the consumer's idempotent upsert already absorbs.
+
+Once Kafka has failed, new records go straight to the outbox until the relay has emptied
+it and Kafka answers again: pushes are not held up by a Kafka timeout each during an
+outage, and a shop's newer pushes do not overtake its older ones still in the outbox.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class OutboxSink:
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._relay: asyncio.Task[None] | None = None
+        self._kafka_failed = False
 
     async def start(self) -> None:
         await self._kafka.start()
@@ -73,17 +78,25 @@ class OutboxSink:
             return self._pool
 
     async def send(self, topic: str, key: bytes, value: bytes, *, budget_seconds: float) -> str:
-        try:
-            return await self._kafka.send(topic, key, value, budget_seconds=max(budget_seconds - self._reserve, 0.05))
-        except SinkUnavailable as kafka_exc:
+        if not self._kafka_failed:
             try:
-                async with asyncio.timeout(self._reserve):
-                    pool = await self._get_pool()
-                    await pool.execute(INSERT, topic, key, value)
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-                raise SinkUnavailable(f"{kafka_exc}; outbox failed too: {exc.__class__.__name__}") from exc
-            log.warning("kafka unavailable; push kept in the outbox", extra={"error": str(kafka_exc)})
-            return self.name
+                kafka_budget = max(budget_seconds - self._reserve, 0.05)
+                return await self._kafka.send(topic, key, value, budget_seconds=kafka_budget)
+            except SinkUnavailable as exc:
+                self._kafka_failed = True
+                log.warning("kafka unavailable; pushes go to the outbox until it recovers", extra={"error": str(exc)})
+                budget_seconds = self._reserve
+        try:
+            async with asyncio.timeout(budget_seconds):
+                pool = await self._get_pool()
+                await pool.execute(INSERT, topic, key, value)
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            if not await self._kafka.ready():
+                raise SinkUnavailable(f"kafka and the outbox are both unavailable ({exc.__class__.__name__})") from exc
+            # the outbox is down but Kafka is back: go straight to Kafka again
+            self._kafka_failed = False
+            raise SinkUnavailable(f"outbox unavailable ({exc.__class__.__name__}); kafka is back, retry") from exc
+        return self.name
 
     async def ready(self) -> bool:
         if await self._kafka.ready():
@@ -127,6 +140,9 @@ class OutboxSink:
                 if moved:
                     log.info("outbox relayed to kafka", extra={"rows": moved})
                     continue
+                if self._kafka_failed and await self._kafka.ready():
+                    self._kafka_failed = False
+                    log.warning("kafka is back and the outbox is empty; sending to kafka again")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

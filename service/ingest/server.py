@@ -9,6 +9,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from service.ingest.app import create_app
+from service.ingest.metrics import IngestMetrics
+from service.ingest.outbox import OutboxSink
 from service.ingest.sink import KafkaSink, Sink
 from service.logs import setup_logging
 from service.settings import Settings, load_settings
@@ -23,19 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
 
 
-def build_sink(settings: Settings) -> Sink:
+def build_sink(settings: Settings, metrics: IngestMetrics) -> Sink:
     """Kafka, wrapped by the Postgres outbox when DATABASE_URL is set (SPEC 5.2)."""
     kafka = KafkaSink(settings)
     if settings.database_url is not None and settings.ingest_outbox_enabled:
-        from service.ingest.outbox import OutboxSink
-
-        return OutboxSink(settings, kafka)
+        return OutboxSink(settings, kafka, metrics)
     return kafka
 
 
 def build_app(settings: Settings) -> Starlette:
     pipeline = load_pipeline(settings.transform_names)
-    return create_app(settings, build_sink(settings), pipeline)
+    metrics = IngestMetrics()
+    return create_app(settings, build_sink(settings, metrics), pipeline, metrics=metrics)
 
 
 def app_from_env() -> Starlette:
