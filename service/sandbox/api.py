@@ -2,8 +2,10 @@
 
 Every `/api/v2/...` call goes through the same gate, in this order: injected latency,
 call counted in the stats, injected bare HTTP 503, partner_id, timestamp (within 5 min
-of the sandbox clock), shop and access token (shop-level calls), `sign`, the per-shop rate
-limit (order calls only), injected `error_server`, then the handler.
+of the sandbox clock), `sign` (over access_token and shop_id for shop-level calls), the
+shop (unknown only with strict shops), the access token, the per-shop rate limit (order
+calls only; rejected calls do not use up the window), injected `error_server`, then the
+handler. Faults apply to every /api/v2 endpoint, the rate limit only to get_order_detail.
 
 Errors use Shopee's envelope `{"request_id", "error", "message"}` with these HTTP codes:
 error_param 400, error_sign / error_auth / invalid_acceess_token / error_shop 403,
