@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
+import threading
+import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
 
 import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
 
+from service.consume.main import consume
+from service.consume.throttle import ShopThrottle
 from service.migrate import migrate
+from service.records import DeadLetter, OrderRecord
+from service.settings import Settings
+from tests.conftest import free_port, read_topic
 
 
 class FakeClock:
@@ -68,3 +86,190 @@ async def fetch_rows(database_url: str, query: str, *args: object) -> list[async
         return list(await conn.fetch(query, *args))
     finally:
         await conn.close()
+
+
+# -- the Shopee sandbox, served for real on 127.0.0.1 -------------------------------------
+
+PARTNER_ID = 2001887
+PARTNER_KEY = "consumer_test_partner_key"
+
+
+@dataclass
+class ApiCall:
+    at: float  # time.monotonic() when the request arrived
+    path: str
+    shop_id: str | None
+    order_sns: list[str]
+
+
+class SandboxServer:
+    """service.sandbox's Shopee API under uvicorn in a thread; records every API call it receives."""
+
+    def __init__(self, **config: Any) -> None:
+        from service.sandbox.api import create_sandbox_app
+        from service.sandbox.config import SandboxConfig
+        from service.sandbox.state import SandboxState
+
+        self.state = SandboxState(SandboxConfig(partner_id=PARTNER_ID, partner_key=PARTNER_KEY, **config))
+        self.calls: list[ApiCall] = []
+        self._app = create_sandbox_app(self.state)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self._record,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="off",
+                ws="none",
+                http="h11",
+                loop="asyncio",
+                interface="asgi3",
+            )
+        )
+        self._thread = threading.Thread(target=self._server.run, name="sandbox", daemon=True)
+
+    async def _record(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            query = parse_qs(scope.get("query_string", b"").decode())
+            sns = [sn for sn in query.get("order_sn_list", [""])[0].split(",") if sn]
+            self.calls.append(ApiCall(time.monotonic(), scope["path"], query.get("shop_id", [None])[0], sns))
+        await self._app(scope, receive, send)
+
+    def start(self) -> SandboxServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("sandbox did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def order_calls(self, shop_id: str | None = None) -> list[ApiCall]:
+        return [
+            c for c in self.calls if c.path.endswith("get_order_detail") and (shop_id is None or c.shop_id == shop_id)
+        ]
+
+    def refresh_calls(self) -> list[ApiCall]:
+        return [c for c in self.calls if c.path.endswith("access_token/get")]
+
+    def set_faults(self, **faults: float) -> None:
+        self.state.faults = self.state.faults.updated(faults)
+
+    async def add_shop(self, database_url: str, shop_id: str, *, expired: bool = False) -> None:
+        """Create the shop in the sandbox and seed merchant_shopee_config with its tokens."""
+        (info,) = self.state.add_shops([int(shop_id)])
+        await seed_shop(
+            database_url,
+            shop_id,
+            access_token=info["access_token"],
+            refresh_token=info["refresh_token"],
+            expires_at=dt.datetime.fromtimestamp(time.time() - 60, dt.UTC) if expired else None,
+        )
+        if expired:
+            self.state.tokens.expire_access(int(shop_id), self.state.now())
+
+
+def consumer_settings(
+    *, bootstrap: str, topic: str, dlq: str, database_url: str, shopee_url: str, **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": bootstrap,
+        "kafka_topic_marketplace_orders": topic,
+        "kafka_topic_dead_letter": dlq,
+        "kafka_consumer_group": f"g-{uuid.uuid4().hex[:10]}",
+        "shopee_partner_id": PARTNER_ID,
+        "shopee_partner_key": PARTNER_KEY,
+        "shopee_api_base_url": shopee_url,
+        "database_url": database_url,
+        "batch_timeout_seconds": 1.0,
+        "consumer_metrics_port": 0,
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.5,
+        "shutdown_grace_seconds": 5.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes `python -m service consume` load `settings`."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[name.upper()] = str(value)
+    return env
+
+
+@asynccontextmanager
+async def running_consumer(settings: Settings, *, throttle: ShopThrottle | None = None) -> AsyncIterator[None]:
+    """The whole consumer (main.consume) in this event loop; stopped and awaited on exit."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(consume(settings, stop, throttle=throttle))
+    try:
+        yield
+        if task.done():
+            task.result()  # a consumer that died fails the test
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+def order(shop_id: str, sn: str, *, status: str = "READY_TO_SHIP", update_time: int = 1000) -> OrderRecord:
+    return OrderRecord(
+        shop_id=shop_id,
+        order_sn=sn,
+        order_status=status,
+        timestamp=int(time.time() * 1000),
+        update_time=update_time,
+        event_id=f"{shop_id}-{sn}-{status}-{update_time}",
+    )
+
+
+async def produce(bootstrap: str, topic: str, records: list[OrderRecord], *, partition: int | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value=r.encode(), key=r.key.encode(), partition=partition) for r in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def wait_for_rows(
+    database_url: str, expected: int, *, within: float = 30.0, where: str = "TRUE"
+) -> list[asyncpg.Record]:
+    """Poll shopee_orders_raw until it holds `expected` rows (fails after `within` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    rows: list[asyncpg.Record] = []
+    while loop.time() < deadline:
+        rows = await fetch_rows(database_url, f"SELECT * FROM shopee_orders_raw WHERE {where} ORDER BY order_sn")  # noqa: S608 - test-controlled
+        if len(rows) >= expected:
+            return rows
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"expected {expected} rows within {within}s, found {len(rows)}")
+
+
+async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+async def dead_letters(bootstrap: str, topic: str, *, expect: int | None = None, wait: float = 5.0) -> list[DeadLetter]:
+    return [DeadLetter.decode(r.value) for r in await read_topic(bootstrap, topic, expect=expect, wait_seconds=wait)]

@@ -18,6 +18,7 @@ from service.consume.metrics import ConsumerMetrics, MetricsServer
 from service.consume.runner import Consumer
 from service.consume.shopee import ShopeeClient
 from service.consume.store import Store
+from service.consume.throttle import ShopThrottle
 from service.logs import setup_logging
 from service.settings import Settings, load_settings
 
@@ -37,7 +38,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def consume(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def consume(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    *,
+    throttle: ShopThrottle | None = None,
+    registry: CollectorRegistry | None = None,
+) -> None:
     """Run the consumer until `stop` is set (or SIGTERM/SIGINT when no event is given)."""
     assert settings.database_url is not None
     assert settings.shopee_partner_id is not None
@@ -47,7 +54,7 @@ async def consume(settings: Settings, stop: asyncio.Event | None = None) -> None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    registry = CollectorRegistry()
+    registry = registry if registry is not None else CollectorRegistry()
     metrics = ConsumerMetrics(registry)
     server = MetricsServer(registry, settings.consumer_metrics_port)
     server.start()
@@ -73,6 +80,7 @@ async def consume(settings: Settings, stop: asyncio.Event | None = None) -> None
                     store=store,
                     dead_letters=KafkaDeadLetters(producer, settings.kafka_topic_dead_letter),
                     metrics=metrics,
+                    throttle=throttle,
                     kafka_options=kafka_options,
                 )
                 await consumer.run(stop)

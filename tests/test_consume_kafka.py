@@ -1,0 +1,249 @@
+"""The consumer end to end against the real Kafka broker, real Postgres and the Shopee sandbox
+served over HTTP. Records are produced to Kafka directly (OrderRecord.encode(), key shop-{id})."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from service.consume.throttle import ShopThrottle
+from service.settings import Settings
+from tests.consume_helpers import (
+    SandboxServer,
+    committed_offsets,
+    consumer_settings,
+    dead_letters,
+    fetch_rows,
+    migrated,
+    order,
+    produce,
+    running_consumer,
+    wait_for_rows,
+)
+
+pytestmark = pytest.mark.integration
+
+Setup = Callable[..., Awaitable[Settings]]
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    server = SandboxServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def setup(
+    kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str, sandbox: SandboxServer
+) -> Setup:
+    """`await setup(partitions=1, **settings)`: fresh topics, a migrated database, consumer settings."""
+
+    async def make(partitions: int = 1, **overrides: object) -> Settings:
+        topic = await new_topic(partitions=partitions, prefix="orders")
+        dlq = await new_topic(partitions=1, prefix="dlq")
+        await migrated(database_url)
+        return consumer_settings(
+            bootstrap=kafka_bootstrap,
+            topic=topic,
+            dlq=dlq,
+            database_url=database_url,
+            shopee_url=sandbox.url,
+            **overrides,
+        )
+
+    return make
+
+
+async def test_full_batch_is_one_call_with_fifty_orders_without_waiting_for_the_timeout(
+    setup: Setup, sandbox: SandboxServer, database_url: str
+) -> None:
+    settings = await setup(batch_timeout_seconds=60)
+    await sandbox.add_shop(database_url, "1001")
+    records = [order("1001", f"SN{i:03d}") for i in range(50)]
+    await produce(settings.kafka_bootstrap_servers, settings.kafka_topic_marketplace_orders, records)
+    start = time.monotonic()
+    async with running_consumer(settings):
+        rows = await wait_for_rows(database_url, 50, within=20)
+        assert time.monotonic() - start < 30
+        calls = sandbox.order_calls("1001")
+        assert len(calls) == 1
+        assert sorted(calls[0].order_sns) == sorted(r.order_sn for r in records)
+        assert {r["shop_id"] for r in rows} == {"1001"}
+        assert all(r["processed_at"] is not None and r["order_detail"] for r in rows)
+        await _wait_committed(settings, {0: 50})
+
+
+async def test_partial_batch_is_flushed_after_the_timeout(
+    setup: Setup, sandbox: SandboxServer, database_url: str
+) -> None:
+    settings = await setup(batch_timeout_seconds=1.5)
+    await sandbox.add_shop(database_url, "1002")
+    await produce(
+        settings.kafka_bootstrap_servers,
+        settings.kafka_topic_marketplace_orders,
+        [order("1002", f"P{i:02d}") for i in range(15)],
+    )
+    async with running_consumer(settings):
+        await wait_for_rows(database_url, 15, within=20)
+        calls = sandbox.order_calls("1002")
+        assert len(calls) == 1
+        assert len(calls[0].order_sns) == 15
+
+
+async def test_two_shops_interleaved_on_one_partition_are_batched_separately(
+    setup: Setup, sandbox: SandboxServer, database_url: str
+) -> None:
+    settings = await setup(batch_max_size=5, batch_timeout_seconds=30)
+    await sandbox.add_shop(database_url, "2001")
+    await sandbox.add_shop(database_url, "2002")
+    records = [order(shop, f"{shop}-{i}") for i in range(5) for shop in ("2001", "2002")]
+    await produce(settings.kafka_bootstrap_servers, settings.kafka_topic_marketplace_orders, records, partition=0)
+    async with running_consumer(settings):
+        await wait_for_rows(database_url, 10, within=20)
+        for shop in ("2001", "2002"):
+            (call,) = sandbox.order_calls(shop)
+            assert sorted(call.order_sns) == [f"{shop}-{i}" for i in range(5)]
+        await _wait_committed(settings, {0: 10})
+
+
+async def test_throttle_never_exceeds_the_limit_per_rolling_window_and_loses_nothing(
+    setup: Setup, sandbox: SandboxServer, database_url: str
+) -> None:
+    # time scaled: 3 calls per rolling 2 s stands for 30 per rolling minute
+    limit, window = 3, 2.0
+    settings = await setup(batch_max_size=1, batch_timeout_seconds=0.1, shop_rate_limit_per_minute=limit)
+    await sandbox.add_shop(database_url, "3001")
+    await sandbox.add_shop(database_url, "3002")
+    records = [order(shop, f"{shop}-T{i}") for i in range(9) for shop in ("3001", "3002")]
+    await produce(settings.kafka_bootstrap_servers, settings.kafka_topic_marketplace_orders, records)
+    throttle = ShopThrottle(limit, window_seconds=window, clock=time.monotonic)
+    async with running_consumer(settings, throttle=throttle):
+        await wait_for_rows(database_url, 18, within=30)
+    for shop in ("3001", "3002"):
+        times = sorted(c.at for c in sandbox.order_calls(shop))
+        assert len(times) == 9
+        assert _max_in_window(times, window) <= limit
+        # and it really waited rather than dropping: 9 calls at 3 per 2 s span at least 4 s
+        assert times[-1] - times[0] >= 2 * window * 0.95
+
+
+async def test_duplicates_and_out_of_order_records_leave_the_newest_state_once(
+    setup: Setup, sandbox: SandboxServer, database_url: str
+) -> None:
+    settings = await setup(batch_max_size=2, batch_timeout_seconds=0.5)
+    await sandbox.add_shop(database_url, "4001")
+    # Shopee knows the newest state of each order; the pushes arrive late, twice and out of order
+    sandbox.state.orders.register(4001, "D1", "SHIPPED", 3000)
+    sandbox.state.orders.register(4001, "D2", "COMPLETED", 5000)
+    pushes = [
+        order("4001", "D1", status="SHIPPED", update_time=3000),
+        order("4001", "D1", status="READY_TO_SHIP", update_time=1000),
+        order("4001", "D2", status="COMPLETED", update_time=5000),
+        order("4001", "D1", status="SHIPPED", update_time=3000),
+        order("4001", "D2", status="PROCESSED", update_time=2000),
+        order("4001", "D2", status="READY_TO_SHIP", update_time=1000),
+    ]
+    await produce(settings.kafka_bootstrap_servers, settings.kafka_topic_marketplace_orders, pushes)
+    async with running_consumer(settings):
+        await _wait_committed(settings, {0: len(pushes)})
+    rows = await fetch_rows(database_url, "SELECT order_sn, order_status, update_time FROM shopee_orders_raw")
+    assert sorted((r["order_sn"], r["order_status"], r["update_time"]) for r in rows) == [
+        ("D1", "SHIPPED", 3000),
+        ("D2", "COMPLETED", 5000),
+    ]
+
+
+async def test_expired_token_is_refreshed_once_and_the_rotated_pair_stored(
+    setup: Setup, sandbox: SandboxServer, database_url: str
+) -> None:
+    settings = await setup()
+    await sandbox.add_shop(database_url, "5001", expired=True)  # expiry known in the database
+    await sandbox.add_shop(database_url, "5002")
+    sandbox.state.tokens.expire_access(5002, sandbox.state.now())  # expiry unknown: Shopee rejects it
+    records = [order(shop, f"{shop}-E{i}") for i in range(3) for shop in ("5001", "5002")]
+    await produce(settings.kafka_bootstrap_servers, settings.kafka_topic_marketplace_orders, records)
+    async with running_consumer(settings):
+        await wait_for_rows(database_url, 6, within=20)
+    assert len(sandbox.refresh_calls()) == 2
+    stored = {
+        r["shop_id"]: r
+        for r in await fetch_rows(
+            database_url,
+            "SELECT shop_id, access_token, refresh_token, access_token_expires_at FROM merchant_shopee_config",
+        )
+    }
+    for shop in ("5001", "5002"):
+        current = sandbox.state.tokens.current(int(shop))
+        assert (stored[shop]["access_token"], stored[shop]["refresh_token"]) == (
+            current.access_token,
+            current.refresh_token,
+        )
+        assert stored[shop]["access_token_expires_at"].timestamp() > time.time() + 3600
+    assert await dead_letters(settings.kafka_bootstrap_servers, settings.kafka_topic_dead_letter, wait=1) == []
+
+
+async def test_transient_errors_and_rate_limits_are_retried_and_nothing_is_dead_lettered(
+    setup: Setup, sandbox: SandboxServer, database_url: str
+) -> None:
+    settings = await setup(batch_max_size=5, batch_timeout_seconds=0.3, retry_max_attempts=3)
+    sandbox.set_faults(error_rate=0.3, unavailable_rate=0.2)
+    shops = [str(6000 + i) for i in range(4)]
+    for shop in shops:
+        await sandbox.add_shop(database_url, shop)
+    records = [order(shop, f"{shop}-F{i}") for i in range(10) for shop in shops]
+    await produce(settings.kafka_bootstrap_servers, settings.kafka_topic_marketplace_orders, records)
+    async with running_consumer(settings):
+        await asyncio.sleep(1)
+        sandbox.set_faults(rate_limit_per_minute=4)  # 429 with Retry-After on top
+        await wait_for_rows(database_url, 40, within=90)
+        await _wait_committed(settings, {0: 40})
+    errors = sandbox.state.stats.snapshot(sandbox.state.now())["totals"]["errors"]
+    assert errors.get("error_server", 0) + errors.get("http_503", 0) > 0  # the faults really happened
+    assert await dead_letters(settings.kafka_bootstrap_servers, settings.kafka_topic_dead_letter, wait=1) == []
+
+
+async def test_unknown_shop_and_unknown_order_are_dead_lettered_with_reasons(
+    setup: Setup, sandbox: SandboxServer, database_url: str
+) -> None:
+    settings = await setup(batch_timeout_seconds=0.5)
+    await sandbox.add_shop(database_url, "7001")
+    records = [order("7999", "NOSHOP-1"), order("7999", "NOSHOP-2"), order("7001", "OK-1"), order("7001", "UNKNOWN-1")]
+    await produce(settings.kafka_bootstrap_servers, settings.kafka_topic_marketplace_orders, records)
+    async with running_consumer(settings):
+        letters = await dead_letters(
+            settings.kafka_bootstrap_servers, settings.kafka_topic_dead_letter, expect=3, wait=20
+        )
+        await _wait_committed(settings, {0: 4})
+    by_sn = {d.record["order_sn"]: d for d in letters if d.record}
+    assert {sn: d.reason for sn, d in by_sn.items()} == {
+        "NOSHOP-1": "shop_unknown",
+        "NOSHOP-2": "shop_unknown",
+        "UNKNOWN-1": "order_not_found",
+    }
+    assert all(d.source == "consumer" and d.shop_id in ("7999", "7001") for d in letters)
+    rows = await fetch_rows(database_url, "SELECT order_sn FROM shopee_orders_raw")
+    assert [r["order_sn"] for r in rows] == ["OK-1"]
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    return max(sum(1 for t in times if start <= t < start + window) for start in times)
+
+
+async def _wait_committed(settings: Settings, expected: dict[int, int], within: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    got: dict[int, int] = {}
+    while loop.time() < deadline:
+        got = await committed_offsets(
+            settings.kafka_bootstrap_servers, settings.kafka_consumer_group, settings.kafka_topic_marketplace_orders
+        )
+        if got == expected:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"committed offsets {got}, expected {expected}")
