@@ -12,6 +12,11 @@ ORDER_STATUS_CODE = 3
 VERIFICATION_CODE = 0
 
 
+def _is_ascii_digits(value: str) -> bool:
+    # str.isdigit() alone accepts "²" and "١٢٣", which int() rejects or Shopee never sends.
+    return value.isascii() and value.isdigit()
+
+
 def _as_str_id(value: Any) -> str | None:
     """Shop ids arrive as ints (real pushes) or strings (legacy tests); keep digits only."""
     if isinstance(value, bool):
@@ -20,14 +25,15 @@ def _as_str_id(value: Any) -> str | None:
         return str(value) if value >= 0 else None
     if isinstance(value, str):
         value = value.strip()
-        return value if value.isdigit() and len(value) <= 20 else None
+        return value if _is_ascii_digits(value) and len(value) <= 20 else None
     return None
 
 
 def _as_text(value: Any, limit: int = 64) -> str | None:
     if isinstance(value, str):
         value = value.strip()
-        return value if 0 < len(value) <= limit else None
+        # no control characters: a NUL cannot even be stored in a Postgres text column
+        return value if 0 < len(value) <= limit and value.isprintable() else None
     return None
 
 
@@ -36,7 +42,7 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int) and 0 <= value < 2**53:
         return value
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 15:
+    if isinstance(value, str) and _is_ascii_digits(value.strip()) and len(value.strip()) <= 15:
         return int(value)
     return None
 

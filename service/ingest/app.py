@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -34,6 +35,17 @@ log = logging.getLogger("service.ingest")
 Clock = Callable[[], float]
 
 _EMPTY_OK = 200
+# A dead letter carries the raw body base64-encoded (4/3 larger); past about 750 KiB it
+# would exceed Kafka's default 1 MiB record limit, be refused for good, and turn a push
+# that retrying cannot fix into a 503 (or a row that blocks the outbox relay). Keep the
+# head of such a body, and its size and digest in the reason detail.
+_DEAD_LETTER_BODY_BYTES = 512 * 1024
+
+
+def _shop_hint(value: Any) -> str | None:
+    """The push's shop id for a dead letter's key, only when it looks like one."""
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    return text if text.isascii() and text.isdigit() and len(text) <= 20 else None
 
 
 class _TooLarge(Exception):
@@ -80,6 +92,10 @@ def create_app(
     async def dead_letter(
         reason: str, detail: str, body: bytes, deadline: float, shop_id: str | None = None
     ) -> Response:
+        if len(body) > _DEAD_LETTER_BODY_BYTES:
+            digest = hashlib.sha256(body).hexdigest()
+            detail = f"raw body truncated to {_DEAD_LETTER_BODY_BYTES} of {len(body)} bytes (sha256 {digest}); {detail}"
+            body = body[:_DEAD_LETTER_BODY_BYTES]
         letter = DeadLetter.for_raw_body(reason, detail, body, int(clock() * 1000), shop_id)
         await durable(dlq_topic, letter.key, letter.encode(), deadline)
         m.dead_letters.labels(reason).inc()
@@ -101,7 +117,12 @@ def create_app(
             m.requests.labels("disconnected").inc()
             return Response(status_code=400)
 
-        if not verify_push(push_key, callback_url, body, request.headers.get("authorization")):
+        # Exactly one Authorization header: with several, which one counts would be up to
+        # whoever reads them first; Shopee sends one. Spaces around a field value are not
+        # part of it (RFC 9110 5.5); h11 drops them but httptools keeps trailing ones.
+        authorization = request.headers.getlist("authorization")
+        signature = authorization[0].strip(" \t") if len(authorization) == 1 else None
+        if not verify_push(push_key, callback_url, body, signature):
             m.signature_failures.inc()
             m.requests.labels("unauthorized").inc()
             log.warning(
@@ -126,8 +147,8 @@ def create_app(
 
         if isinstance(result, Skip):
             if result.dead_letter:
-                shop = event.body.get("shop_id")
-                return await dead_letter(result.reason, result.detail, body, deadline, str(shop) if shop else None)
+                shop = _shop_hint(event.body.get("shop_id", event.body.get("shopid")))
+                return await dead_letter(result.reason, result.detail, body, deadline, shop)
             m.skips.labels(result.reason).inc()
             if result.reason == "unhandled_code":
                 m.unhandled_codes.labels(result.detail[:8]).inc()
