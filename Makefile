@@ -51,7 +51,7 @@ run: venv ## the whole system locally: Kafka, Postgres, sandbox Shopee, ingest, 
 	scripts/run-local.sh
 
 demo: venv ## send a burst of signed pushes to `make run` and show the rows
-	scripts/demo.sh
+	$(PY) scripts/demo.py
 
 bench: bench-ingest bench-consumer bench-e2e ## all benchmarks; writes docs/benchmarks.md
 

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# CI's check of the local run (twice in a row): `make run` comes up, `make demo` shows
+# rows, Ctrl-C (SIGINT) stops everything and leaves no process behind.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# ports of their own, so a developer's `make run` is not disturbed
+export KAFKA_PORT=29092 PG_PORT=55442 SANDBOX_PORT=28900 INGEST_PORT=28080 CONSUMER_METRICS_PORT=29100
+
+# job control: `make run &` gets a process group of its own and, unlike a plain background
+# job in a script, does not start with SIGINT ignored, so the Ctrl-C below is a real one
+set -m
+
+leftovers() {
+  # anything still in make run's process group, or still holding one of its ports
+  pgrep -a -g "$1" || true
+  for port in "$KAFKA_PORT" "$PG_PORT" "$SANDBOX_PORT" "$INGEST_PORT" "$CONSUMER_METRICS_PORT"; do
+    ss -ltnH "sport = :$port" | grep -q . && echo "port $port is still open"
+  done
+  return 0
+}
+
+for round in 1 2; do
+  echo "-- round $round: make run"
+  log=$(mktemp)
+  make run >"$log" 2>&1 &
+  runner=$!
+  for _ in $(seq 1 180); do
+    grep -q "gateway is running locally" "$log" && break
+    if ! kill -0 "$runner" 2>/dev/null; then cat "$log"; echo "make run exited early" >&2; exit 1; fi
+    sleep 1
+  done
+  grep -q "gateway is running locally" "$log" || { cat "$log"; echo "make run did not come up in 180 s" >&2; exit 1; }
+  echo "-- round $round: make demo"
+  if ! make demo; then tail -n 80 "$log"; kill -INT -- "-$runner"; exit 1; fi
+  echo "-- round $round: Ctrl-C"
+  kill -INT -- "-$runner"
+  for _ in $(seq 1 90); do kill -0 "$runner" 2>/dev/null || break; sleep 1; done
+  if kill -0 "$runner" 2>/dev/null; then tail -n 40 "$log"; echo "make run did not stop within 90 s of Ctrl-C" >&2; exit 1; fi
+  sleep 1
+  left=$(leftovers "$runner")
+  if [ -n "$left" ]; then echo "processes left behind after Ctrl-C:"; echo "$left"; exit 1; fi
+  grep -q "nothing left running" "$log" || { tail -n 40 "$log"; echo "make run did not report a clean stop" >&2; exit 1; }
+  rm -f "$log"
+done
+echo "local run check: 2 rounds of make run / make demo / Ctrl-C passed"
