@@ -43,8 +43,8 @@ test-unit: venv ## only the tests that need no broker or database
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: venv ## ruff (lint + format check) and mypy --strict
-	$(PY) -m ruff check service transforms tests
-	$(PY) -m ruff format --check service transforms tests
+	$(PY) -m ruff check service transforms tests scripts bench
+	$(PY) -m ruff format --check service transforms tests scripts bench
 	$(PY) -m mypy
 
 run: venv ## the whole system locally: Kafka, Postgres, sandbox Shopee, ingest, consumer

@@ -1,11 +1,12 @@
 """Create the gateway's topics on a local broker (idempotent): `make run` uses it.
 
-    python scripts/create_topics.py BOOTSTRAP TOPIC:PARTITIONS [TOPIC:PARTITIONS ...]
+python scripts/create_topics.py BOOTSTRAP TOPIC:PARTITIONS [TOPIC:PARTITIONS ...]
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -17,12 +18,12 @@ async def main(bootstrap: str, specs: list[str]) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(name, int(n), 1) for name, _, n in (s.rpartition(":") for s in specs) if name not in existing]
+        wanted = [
+            NewTopic(name, int(n), 1) for name, _, n in (s.rpartition(":") for s in specs) if name not in existing
+        ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 
