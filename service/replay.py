@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
 from service.errors import ConfigError
@@ -31,6 +31,8 @@ from service.records import DeadLetter, OrderRecord
 from service.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
+
+ASSIGNMENT_WAIT_SECONDS = 30.0
 
 
 def parse_time_ms(value: str) -> int:
@@ -91,7 +93,8 @@ async def replay(
     emit = write or (lambda _line: None)
     options = settings.kafka_client_options()
     summary = Summary()
-    consumer = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
+    # without a group, a subscribed consumer is assigned every partition of the topic
+    consumer = AIOKafkaConsumer(source, **options, group_id=None, enable_auto_commit=False)
     producer = None if dry_run else AIOKafkaProducer(**options, acks="all", enable_idempotence=True)
     await consumer.start()
     try:
@@ -99,9 +102,10 @@ async def replay(
             await producer.start()
         if source not in await consumer.topics():
             raise ConfigError(f"dead-letter topic {source} does not exist")
-        partitions = sorted(consumer.partitions_for_topic(source) or ())
-        tps = [TopicPartition(source, p) for p in partitions]
-        consumer.assign(tps)
+        async with asyncio.timeout(ASSIGNMENT_WAIT_SECONDS):
+            while not consumer.assignment():  # noqa: ASYNC110 - aiokafka offers no assignment event
+                await asyncio.sleep(0.05)
+        tps = sorted(consumer.assignment())
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if await consumer.position(tp) < end[tp]}

@@ -24,6 +24,8 @@ from service.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
+CLEANUP_SECONDS = 10.0
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, help="override CONSUMER_METRICS_PORT (0 disables)")
@@ -33,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {} if args.metrics_port is None else {"consumer_metrics_port": args.metrics_port}
     settings = load_settings(**overrides)
     setup_logging(settings.log_level)
+    # httpx logs every request URL at INFO, and Shopee's query string carries the access token
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.require("database_url", "shopee_partner_id", "shopee_partner_key", purpose="the consumer")
     asyncio.run(consume(settings))
     return 0
@@ -85,6 +89,8 @@ async def consume(
                 )
                 await consumer.run(stop)
             finally:
-                await producer.stop()
+                async with asyncio.timeout(CLEANUP_SECONDS):
+                    await producer.stop()
     finally:
         server.stop()
+        log.info("consumer process done")

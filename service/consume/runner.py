@@ -120,6 +120,10 @@ class Consumer:
         log.info("consumer started", extra={"topic": s.kafka_topic_marketplace_orders, "group": s.kafka_consumer_group})
         try:
             await self._loop(kafka, stop)
+        except BaseException:
+            # CancelledError included: a cancel that did not come from our owner is a failure too
+            log.exception("consumer loop ended by an error; shutting down")
+            raise
         finally:
             try:
                 await self._shutdown(kafka)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -142,10 +143,14 @@ class Store:
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"cannot connect to Postgres: {type(exc).__name__}") from exc
 
-    async def close(self) -> None:
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        """Close the pool; connections still busy after `grace_seconds` are terminated."""
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), grace_seconds)
+            except TimeoutError:
+                pool.terminate()
 
     async def __aenter__(self) -> Store:
         await self.start()

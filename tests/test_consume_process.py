@@ -1,0 +1,171 @@
+"""`python -m service consume` as real processes: SIGKILL and restart, two replicas refreshing one shop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings
+from tests.conftest import ROOT
+from tests.consume_helpers import (
+    SandboxServer,
+    consumer_settings,
+    dead_letters,
+    fetch_rows,
+    migrated,
+    order,
+    produce,
+    settings_env,
+    wait_for_rows,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    server = SandboxServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Process:
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    def log_lines(self, text: str) -> int:
+        return self.log.read_text().count(text) if self.log.exists() else 0
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Callable[[Settings], Process]]:
+    started: list[Process] = []
+
+    def start(settings: Settings) -> Process:
+        log = tmp_path / f"consumer-{len(started)}.log"
+        with log.open("wb") as sink:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "service", "consume"],
+                cwd=ROOT,
+                env=settings_env(settings),
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+            )
+        started.append(Process(proc, log))
+        return started[-1]
+
+    yield start
+    for p in started:
+        if p.proc.poll() is None:
+            p.proc.kill()
+        p.proc.wait(timeout=10)
+
+
+async def _until(condition: Callable[[], bool], within: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def _settings(
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    database_url: str,
+    sandbox: SandboxServer,
+    partitions: int,
+    **overrides: object,
+) -> Settings:
+    topic = await new_topic(partitions=partitions, prefix="orders")
+    dlq = await new_topic(partitions=1, prefix="dlq")
+    await migrated(database_url)
+    return consumer_settings(
+        bootstrap=kafka_bootstrap, topic=topic, dlq=dlq, database_url=database_url, shopee_url=sandbox.url, **overrides
+    )
+
+
+async def test_consumer_killed_mid_run_and_restarted_persists_every_record_once(
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    database_url: str,
+    sandbox: SandboxServer,
+    processes: Callable[[Settings], Process],
+) -> None:
+    settings = await _settings(
+        kafka_bootstrap, new_topic, database_url, sandbox, 3, batch_max_size=5, batch_timeout_seconds=0.3
+    )
+    sandbox.set_faults(latency_ms=150)  # slow Shopee, so the kill lands mid-run
+    shops = [str(8000 + i) for i in range(6)]
+    for shop in shops:
+        await sandbox.add_shop(database_url, shop)
+    records = [order(shop, f"{shop}-K{i:02d}") for i in range(30) for shop in shops]
+    await produce(kafka_bootstrap, settings.kafka_topic_marketplace_orders, records)
+
+    first = processes(settings)
+    await wait_for_rows(database_url, 20, within=30)
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(timeout=10)
+    written_before = len(await fetch_rows(database_url, "SELECT 1 FROM shopee_orders_raw"))
+    assert written_before < len(records), "the kill should land mid-run"
+
+    sandbox.set_faults(latency_ms=0)
+    second = processes(settings)
+    rows = await wait_for_rows(database_url, len(records), within=60)
+    assert second.proc.poll() is None
+    assert sorted((r["shop_id"], r["order_sn"]) for r in rows) == sorted((r.shop_id, r.order_sn) for r in records)
+    count = await fetch_rows(
+        database_url, "SELECT count(*) AS n, count(DISTINCT (shop_id, order_sn)) AS d FROM shopee_orders_raw"
+    )
+    assert count[0]["n"] == count[0]["d"] == len(records)
+
+    second.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(second.proc.wait, 30) == 0
+    assert second.log_lines("consumer stopped") == 1
+
+
+async def test_two_processes_refreshing_the_same_shop_at_once_keep_it_working(
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    database_url: str,
+    sandbox: SandboxServer,
+    processes: Callable[[Settings], Process],
+) -> None:
+    settings = await _settings(kafka_bootstrap, new_topic, database_url, sandbox, 2, batch_timeout_seconds=1.0)
+    await sandbox.add_shop(database_url, "9001", expired=True)
+    # the same shop on both partitions, so both replicas hold a batch of it and both want a refresh
+    first = processes(settings)
+    second = processes(settings)
+    # the second join rebalances the group: the first replica is assigned twice, the second once
+    await _until(
+        lambda: first.log_lines("partitions assigned") >= 2 and second.log_lines("partitions assigned") >= 1,
+        within=30,
+        what="both replicas to own a partition",
+    )
+    for partition in (0, 1):
+        await produce(
+            kafka_bootstrap,
+            settings.kafka_topic_marketplace_orders,
+            [order("9001", f"R{partition}-{i}") for i in range(10)],
+            partition=partition,
+        )
+    await wait_for_rows(database_url, 20, within=30)
+    assert first.proc.poll() is None and second.proc.poll() is None
+    assert len(sandbox.refresh_calls()) == 1
+    stored = await fetch_rows(database_url, "SELECT access_token, refresh_token FROM merchant_shopee_config")
+    current = sandbox.state.tokens.current(9001)
+    assert (stored[0]["access_token"], stored[0]["refresh_token"]) == (current.access_token, current.refresh_token)
+    assert await dead_letters(kafka_bootstrap, settings.kafka_topic_dead_letter, wait=1) == []
+    calls_by_partition = {c.order_sns[0].split("-")[0] for c in sandbox.order_calls("9001")}
+    assert calls_by_partition == {"R0", "R1"}
