@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from service.records import OrderRecord, PushEvent, event_id_for
 from transforms import Skip
 
 ORDER_STATUS_CODE = 3
+# Shopee's (undocumented) msg_id is 32 hex; anything else is not trusted as an event id
+_MSG_ID = re.compile(r"[0-9a-fA-F]{32}")
 VERIFICATION_CODE = 0
 
 
@@ -82,7 +85,7 @@ def normalise(event: PushEvent) -> PushEvent | Skip:
         order_sn=_as_text(sn),
         status=_as_text(status, 32),
         update_time=_as_int(source.get("update_time")),
-        msg_id=msg_id if isinstance(msg_id, str) and 0 < len(msg_id) <= 64 else None,
+        msg_id=msg_id if isinstance(msg_id, str) and _MSG_ID.fullmatch(msg_id) else None,
     )
 
 

@@ -1,0 +1,73 @@
+"""The ledger check (SPEC 5.1), reusable by every end-to-end and fault test.
+
+Given the push sender's ledger of what Shopee would have seen acknowledged, wait until
+each acknowledged order-status push is accounted for, then assert:
+- every order whose newest acknowledged push is not UNPAID is one row with that newest
+  state (status and update_time), or has a dead letter with a reason;
+- no duplicate rows; no row for an order whose every push was UNPAID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import asyncpg
+
+from service.records import DeadLetter
+from service.sandbox.plan import Ledger
+from tests.conftest import read_topic
+
+
+@dataclass
+class LedgerReport:
+    expected: int
+    rows: int
+    dead_lettered: int
+
+
+async def check_ledger(
+    ledger: Ledger,
+    database_url: str,
+    *,
+    bootstrap: str,
+    dlq_topic: str,
+    wait_seconds: float = 90,
+    allow_dead_letters: bool = False,
+) -> LedgerReport:
+    expected = ledger.expected_orders()
+    unpaid_only = {(str(e.shop_id), e.order_sn) for e in ledger.entries if e.status == "UNPAID"} - set(expected)
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        letters: dict[tuple[str, str], DeadLetter] = {}
+        while True:
+            rows = await conn.fetch("SELECT shop_id, order_sn, order_status, update_time FROM shopee_orders_raw")
+            got = {(r["shop_id"], r["order_sn"]): (r["order_status"], r["update_time"]) for r in rows}
+            behind = [k for k, v in expected.items() if k not in letters and got.get(k) != v]
+            if not behind:
+                break
+            if time.monotonic() > deadline:
+                sample = [(k, expected[k], got.get(k)) for k in behind[:5]]
+                raise AssertionError(
+                    f"{len(behind)} of {len(expected)} acknowledged orders not in their newest state: {sample}"
+                )
+            for record in await read_topic(bootstrap, dlq_topic, wait_seconds=1):
+                letter = DeadLetter.decode(record.value)
+                if letter.record:
+                    letters[(str(letter.record["shop_id"]), str(letter.record["order_sn"]))] = letter
+            await asyncio.sleep(1)
+        duplicates = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT shop_id, order_sn FROM shopee_orders_raw GROUP BY 1, 2 HAVING count(*) > 1) d"
+        )
+    finally:
+        await conn.close()
+    assert duplicates == 0, f"{duplicates} duplicate rows"
+    stray = [k for k in unpaid_only if k in got]
+    assert not stray, f"rows for UNPAID-only orders: {stray[:5]}"
+    dead = [k for k in expected if k in letters and got.get(k) != expected[k]]
+    if not allow_dead_letters:
+        assert not dead, f"{len(dead)} orders were dead-lettered, e.g. {[(k, letters[k].reason) for k in dead[:3]]}"
+    assert all(letters[k].reason for k in dead)
+    return LedgerReport(expected=len(expected), rows=len(expected) - len(dead), dead_lettered=len(dead))
