@@ -38,7 +38,9 @@ class FakeShopee:
         self.calls.append((access_token, list(order_sns)))
         if self.failures:
             raise self.failures.pop(0)
-        found = [{"order_sn": sn, "order_status": "SHIPPED", "update_time": 99} for sn in order_sns if sn not in self.unknown]
+        found = [
+            {"order_sn": sn, "order_status": "SHIPPED", "update_time": 99} for sn in order_sns if sn not in self.unknown
+        ]
         return OrderDetails(found, [sn for sn in order_sns if sn in self.unknown])
 
     async def refresh_access_token(self, shop_id: str, refresh_token: str) -> TokenPair:
