@@ -111,7 +111,7 @@ async def test_network_errors_and_timeouts_are_transient() -> None:
 
 async def test_more_than_fifty_sns_is_a_programming_error() -> None:
     async with client(lambda request: envelope()) as api:
-        with pytest.raises(ValueError, match="1..50"):
+        with pytest.raises(ValueError, match=r"1\.\.50"):
             await api.get_order_detail("1", "tok", [str(i) for i in range(51)])
 
 
