@@ -36,3 +36,6 @@ def setup_logging(level: str = "INFO", *, json: bool = True) -> None:
     root.setLevel(level.upper())
     # aiokafka logs every failed connection attempt at ERROR while a broker is down
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    # httpx logs each request URL at INFO, and Shopee's query strings carry access tokens
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("httpcore").setLevel(max(logging.WARNING, root.level))

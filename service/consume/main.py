@@ -35,8 +35,6 @@ def run(args: argparse.Namespace) -> int:
     overrides = {} if args.metrics_port is None else {"consumer_metrics_port": args.metrics_port}
     settings = load_settings(**overrides)
     setup_logging(settings.log_level)
-    # httpx logs every request URL at INFO, and Shopee's query string carries the access token
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.require("database_url", "shopee_partner_id", "shopee_partner_key", purpose="the consumer")
     asyncio.run(consume(settings))
     return 0
@@ -61,7 +59,7 @@ async def consume(
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ConsumerMetrics(registry)
     server = MetricsServer(registry, settings.consumer_metrics_port)
-    server.start()
+    await server.start()
     kafka_options = settings.kafka_client_options()
     producer = dead_letter_producer(kafka_options)
     try:
@@ -92,5 +90,5 @@ async def consume(
                 async with asyncio.timeout(CLEANUP_SECONDS):
                     await producer.stop()
     finally:
-        server.stop()
+        await server.stop()
         log.info("consumer process done")

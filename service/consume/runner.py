@@ -310,9 +310,9 @@ class Consumer:
         self, kafka: AIOKafkaConsumer, *, force: bool = False, only: set[Partition] | None = None
     ) -> None:
         self._last_commit = self._clock()
-        positions = {
-            p: o for p, o in self._offsets.committable().items() if p in self._assigned and (only is None or p in only)
-        }
+        # `only`: partitions being revoked, already gone from _assigned but still ours to commit
+        owned = self._assigned if only is None else only
+        positions = {p: o for p, o in self._offsets.committable().items() if p in owned}
         if not positions:
             return
         try:
