@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from service.consume.throttle import ShopThrottle
 from tests.consume_helpers import FakeClock
 
@@ -12,7 +14,7 @@ def max_in_any_window(times: list[float], window: float) -> int:
 
 async def test_calls_over_the_limit_wait_instead_of_being_dropped() -> None:
     clock = FakeClock(0)
-    throttle = ShopThrottle(3, window_seconds=60, clock=clock, sleep=clock.sleep)
+    throttle = ShopThrottle(3, window_seconds=60, margin_seconds=0, clock=clock, sleep=clock.sleep)
     times = []
     for _ in range(10):
         await throttle.acquire("s")
@@ -24,7 +26,7 @@ async def test_calls_over_the_limit_wait_instead_of_being_dropped() -> None:
 
 async def test_window_is_rolling_not_fixed() -> None:
     clock = FakeClock(0)
-    throttle = ShopThrottle(2, window_seconds=60, clock=clock, sleep=clock.sleep)
+    throttle = ShopThrottle(2, window_seconds=60, margin_seconds=0, clock=clock, sleep=clock.sleep)
     await throttle.acquire("s")
     clock.advance(50)
     await throttle.acquire("s")
@@ -37,7 +39,7 @@ async def test_window_is_rolling_not_fixed() -> None:
 
 async def test_shops_do_not_share_a_budget() -> None:
     clock = FakeClock(0)
-    throttle = ShopThrottle(1, window_seconds=60, clock=clock, sleep=clock.sleep)
+    throttle = ShopThrottle(1, window_seconds=60, margin_seconds=0, clock=clock, sleep=clock.sleep)
     assert await throttle.acquire("a") == 0
     assert await throttle.acquire("b") == 0
     assert throttle.delay("a", clock()) == 60
@@ -48,7 +50,7 @@ async def test_random_spaced_calls_never_exceed_the_limit() -> None:
 
     rng = random.Random(7)
     clock = FakeClock(0)
-    throttle = ShopThrottle(5, window_seconds=10, clock=clock, sleep=clock.sleep)
+    throttle = ShopThrottle(5, window_seconds=10, margin_seconds=0, clock=clock, sleep=clock.sleep)
     times = []
     for _ in range(200):
         clock.advance(rng.choice([0, 0, 0.1, 1, 3, 7]))
@@ -59,7 +61,7 @@ async def test_random_spaced_calls_never_exceed_the_limit() -> None:
 
 def test_forget_idle_drops_shops_without_recent_calls() -> None:
     clock = FakeClock(0)
-    throttle = ShopThrottle(1, window_seconds=60, clock=clock, sleep=clock.sleep)
+    throttle = ShopThrottle(1, window_seconds=60, margin_seconds=0, clock=clock, sleep=clock.sleep)
     throttle.record("a", 0)
     throttle.forget_idle(61)
     assert throttle.calls_in_window("a", 61) == 0
@@ -67,7 +69,17 @@ def test_forget_idle_drops_shops_without_recent_calls() -> None:
 
 async def test_acquire_uses_real_sleep_by_default() -> None:
     loop = asyncio.get_running_loop()
-    throttle = ShopThrottle(1, window_seconds=0.2, clock=loop.time)
+    throttle = ShopThrottle(1, window_seconds=0.2, margin_seconds=0, clock=loop.time)
     await throttle.acquire("s")
     waited = await throttle.acquire("s")
     assert 0.15 <= waited < 1
+
+
+def test_default_margin_keeps_calls_a_little_more_than_a_window_apart() -> None:
+    clock = FakeClock()
+    throttle = ShopThrottle(2, window_seconds=60, clock=clock, sleep=clock.sleep)
+    throttle.record("s", clock())
+    throttle.record("s", clock())
+    # Shopee's window is 60 s; the throttle waits one extra second for network jitter
+    assert throttle.delay("s", clock() + 60) == pytest.approx(1.0)
+    assert throttle.delay("s", clock() + 61) == 0

@@ -4,6 +4,10 @@ It delays calls and never rejects them (the old pipeline's rate limit skipped ru
 lost orders). The window is a sliding log of call times: a call may start once the call
 `limit` places before it is a full window old. `delay()` and `record()` are pure over an
 injected clock; `acquire()` is the async wrapper that waits and then records.
+
+Shopee counts calls when they arrive, and arrival times jitter with the network, so the
+window is kept a little longer than Shopee's (`margin_seconds`, by default a sixtieth of
+the window and at least 0.25 s): two calls `limit` apart never land in one Shopee window.
 Global concurrency is a plain count owned by the runner's single loop.
 """
 
@@ -23,13 +27,15 @@ class ShopThrottle:
         limit: int,
         *,
         window_seconds: float = 60.0,
+        margin_seconds: float | None = None,
         clock: Clock,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.limit = limit
-        self.window = window_seconds
+        margin = max(window_seconds / 60, 0.25) if margin_seconds is None else margin_seconds
+        self.window = window_seconds + margin
         self._clock = clock
         self._sleep = sleep
         self._calls: dict[str, deque[float]] = {}
