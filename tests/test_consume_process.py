@@ -162,7 +162,7 @@ async def test_two_processes_refreshing_the_same_shop_at_once_keep_it_working(
     second = processes(settings)
     await _until(
         lambda: first.owns_one_partition() and second.owns_one_partition(),
-        within=30,
+        within=90,
         what="both replicas to own one partition each",
     )
     for partition in (0, 1):
