@@ -1,0 +1,328 @@
+"""`make bench-e2e`: from a batch's 50th push answered 2xx to its 50 rows being visible.
+
+The whole pipeline runs: `serve` -> Kafka -> `consume` (production batching and flow
+control: BATCH_MAX_SIZE=50, BATCH_TIMEOUT_SECONDS=120, SHOP_RATE_LIMIT_PER_MINUTE=30,
+MAX_CONCURRENCY=10) -> sandbox Shopee (no added latency) -> Postgres. A paced asyncio
+client sends 50 signed pushes for each of SHOPS shops, OPEN shops at a time, interleaved,
+at RATE pushes/s. For each shop, the clock starts when the last of its 50 pushes is
+answered 2xx (its batch is then full and in Kafka) and stops when a poller (every 10 ms)
+sees its 50 rows in shopee_orders_raw.
+
+    scripts/with-services.sh 19092 55433 .venv/bin/python -m bench.e2e
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import asyncpg
+import httpx
+import orjson
+import uvloop
+
+from bench.common import (
+    PY,
+    ROOT,
+    Row,
+    Service,
+    base_env,
+    create_topics,
+    fail,
+    fresh_database,
+    free_port,
+    machine,
+    met,
+    mib,
+    migrate,
+    ms,
+    num,
+    postgres_version,
+    print_table,
+    render_table,
+    require_env,
+    run_checked,
+    say,
+    stamp,
+    write_section,
+)
+from bench.ingest import CALLBACK_URL, PUSH_KEY
+from service.signing import push_signature
+
+PARTNER_ID = 2001887
+PARTNER_KEY = "bench_partner_key_not_secret"
+SHOP_BASE = 900_000
+BATCH = 50
+SHOPS = 300
+OPEN = 20
+RATE = 500.0
+CONNECTIONS = 32
+PARTITIONS = 12
+P99_TARGET = 1.0
+SERVE_RSS_TARGET_KIB = 150 * 1024
+CONSUME_RSS_TARGET_KIB = 300 * 1024
+SETTLE_SECONDS = 30.0
+
+
+def push_body(shop: int, n: int) -> bytes:
+    now = int(time.time())
+    return orjson.dumps(
+        {
+            "data": {
+                "items": [],
+                "ordersn": f"2411{shop % 100_000:05d}E{n:02d}X",
+                "status": "READY_TO_SHIP",
+                "completed_scenario": "",
+                "update_time": now,
+            },
+            "shop_id": shop,
+            "code": 3,
+            "timestamp": now,
+        }
+    )
+
+
+def schedule(shops: list[int], open_shops: int) -> list[tuple[int, int]]:
+    """(shop, n) in sending order: `open_shops` shops interleaved, a new one as one completes."""
+    waiting = list(reversed(shops))
+    active: list[list[int]] = []  # [shop, next n]
+    order: list[tuple[int, int]] = []
+    while waiting or active:
+        while waiting and len(active) < open_shops:
+            active.append([waiting.pop(), 0])
+        for slot in list(active):
+            order.append((slot[0], slot[1]))
+            slot[1] += 1
+            if slot[1] == BATCH:
+                active.remove(slot)
+    return order
+
+
+@dataclass
+class Tracker:
+    ok: dict[int, int] = field(default_factory=dict)
+    full_at: dict[int, float] = field(default_factory=dict)  # last of the 50 answered 2xx
+    visible_at: dict[int, float] = field(default_factory=dict)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: int = 0
+
+
+async def send_all(base: str, order: list[tuple[int, int]], rate: float, tracker: Tracker) -> float:
+    """Send on a fixed timeline (bounded by len(order)); returns the achieved rate."""
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    sem = asyncio.Semaphore(CONNECTIONS * 4)
+    key = PUSH_KEY.encode()
+    url = base + "/webhooks/shopee"
+    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+
+        async def one(shop: int, body: bytes, headers: dict[str, str]) -> None:
+            try:
+                response = await client.post(url, content=body, headers=headers)
+            except httpx.HTTPError:
+                tracker.errors += 1
+                return
+            finally:
+                sem.release()
+            now = time.perf_counter()
+            tracker.statuses[response.status_code] = tracker.statuses.get(response.status_code, 0) + 1
+            if 200 <= response.status_code < 300:
+                count = tracker.ok.get(shop, 0) + 1
+                tracker.ok[shop] = count
+                if count == BATCH:
+                    tracker.full_at[shop] = now
+
+        # signed before the clock starts, so the client spends its time sending
+        pushes = []
+        for shop, n in order:
+            body = push_body(shop, n)
+            headers = {"Authorization": push_signature(key, CALLBACK_URL, body), "Content-Type": "application/json"}
+            pushes.append((shop, body, headers))
+        tasks = []
+        start = time.perf_counter()
+        for i, (shop, body, headers) in enumerate(pushes):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await sem.acquire()
+            tasks.append(asyncio.create_task(one(shop, body, headers)))
+        await asyncio.gather(*tasks)
+        return len(order) / (time.perf_counter() - start)
+
+
+async def poll_visible(db_url: str, tracker: Tracker, done: asyncio.Event, serve: Service, consume: Service) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        settle_deadline: float | None = None
+        while True:
+            waiting = [str(s) for s in tracker.full_at if s not in tracker.visible_at]
+            if waiting:
+                rows = await conn.fetch(
+                    "SELECT shop_id, count(*) AS n FROM shopee_orders_raw WHERE shop_id = ANY($1::text[]) "
+                    "GROUP BY shop_id",
+                    waiting,
+                )
+                now = time.perf_counter()
+                for r in rows:
+                    if r["n"] >= BATCH:
+                        tracker.visible_at[int(r["shop_id"])] = now
+            serve.sample_memory()
+            consume.sample_memory()
+            if done.is_set():
+                # sending is over: wait (bounded) for the last batches
+                settle_deadline = settle_deadline or time.monotonic() + SETTLE_SECONDS
+                if len(tracker.visible_at) >= len(tracker.full_at) or time.monotonic() > settle_deadline:
+                    return
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+
+
+async def drive(base: str, db_url: str, order: list[tuple[int, int]], rate: float, shops: int, serve: Service, consume: Service) -> tuple[Tracker, float]:
+    tracker = Tracker()
+    done = asyncio.Event()
+    poller = asyncio.create_task(poll_visible(db_url, tracker, done, serve, consume))
+    try:
+        achieved = await send_all(base, order, rate, tracker)
+    finally:
+        done.set()
+    await poller
+    return tracker, achieved
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[k]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__.splitlines()[0])
+    parser.add_argument("--shops", type=int, default=SHOPS, help=f"shops, 50 pushes each (default {SHOPS})")
+    parser.add_argument("--open", type=int, default=OPEN, help=f"shops being pushed at once (default {OPEN})")
+    parser.add_argument("--rate", type=float, default=RATE, help=f"pushes/s (default {RATE:g})")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    if args.shops * BATCH > 200_000 or args.shops * BATCH / args.rate > 300:
+        fail("at most 200,000 pushes and 300 s of sending per run")
+
+    bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
+    admin_url = require_env("TEST_DATABASE_URL")
+    info = machine(postgres=asyncio.run(postgres_version(admin_url)))
+    run_id = stamp()
+    topic = f"bench.e2e.{run_id}"
+    asyncio.run(create_topics(bootstrap, [topic, topic + ".dlq"], PARTITIONS))
+    db_url = asyncio.run(fresh_database(admin_url, f"bench_e2e_{run_id}"))
+    migrate(db_url)
+    shops = list(range(SHOP_BASE, SHOP_BASE + args.shops))
+    order = schedule(shops, args.open)
+
+    sandbox_port, serve_port, metrics_port = free_port(), free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    services: list[Service] = []
+    try:
+        sandbox = Service(
+            "sandbox",
+            [PY, "-m", "service", "sandbox", "serve", "--port", str(sandbox_port), "--partner-id", str(PARTNER_ID),
+             "--partner-key", PARTNER_KEY, "--log-level", "WARNING"],
+            base_env(),
+        )
+        services.append(sandbox)
+        sandbox.wait_http(sandbox_url + "/healthz")
+        run_checked(
+            [PY, "-m", "service", "sandbox", "demo-shops", "--shops", str(args.shops), "--shop-id-base",
+             str(SHOP_BASE), "--partner-id", str(PARTNER_ID), "--partner-key", PARTNER_KEY, "--database-url", db_url],
+            base_env(),
+        )
+        kafka = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_MARKETPLACE_ORDERS": topic,
+                 "KAFKA_TOPIC_DEAD_LETTER": topic + ".dlq"}
+        serve = Service(
+            "serve",
+            [PY, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(serve_port), "--workers", "1"],
+            base_env(SHOPEE_PUSH_KEY=PUSH_KEY, SHOPEE_CALLBACK_URL=CALLBACK_URL, **kafka),
+        )
+        services.append(serve)
+        consume = Service(
+            "consume",
+            [PY, "-m", "service", "consume"],
+            base_env(
+                DATABASE_URL=db_url,
+                KAFKA_CONSUMER_GROUP=f"bench-{topic}",
+                SHOPEE_PARTNER_ID=str(PARTNER_ID),
+                SHOPEE_PARTNER_KEY=PARTNER_KEY,
+                SHOPEE_API_BASE_URL=sandbox_url,
+                BATCH_MAX_SIZE=str(BATCH),
+                BATCH_TIMEOUT_SECONDS="120",
+                SHOP_RATE_LIMIT_PER_MINUTE="30",
+                MAX_CONCURRENCY="10",
+                CONSUMER_METRICS_PORT=str(metrics_port),
+                **kafka,
+            ),
+        )
+        services.append(consume)
+        serve.wait_http(f"http://127.0.0.1:{serve_port}/readyz")
+        consume.wait_http(f"http://127.0.0.1:{metrics_port}/metrics")
+        time.sleep(3)  # let the consumer join its group before the clock matters
+        say(f"bench-e2e: {len(order):,} pushes for {args.shops} shops ({args.open} at a time) at {args.rate:g}/s")
+        tracker, achieved = uvloop.run(
+            drive(f"http://127.0.0.1:{serve_port}", db_url, order, args.rate, args.shops, serve, consume)
+        )
+        serve.check_alive()
+        consume.check_alive()
+        serve.sample_memory()
+        consume.sample_memory()
+    finally:
+        for s in reversed(services):
+            s.stop()
+
+    latencies = [tracker.visible_at[s] - tracker.full_at[s] for s in tracker.full_at if s in tracker.visible_at]
+    missing = args.shops - len(latencies)
+    non_2xx = sum(c for s, c in tracker.statuses.items() if not 200 <= s < 300) + tracker.errors
+    p50, p90, p99 = (percentile(latencies, p) for p in (50, 90, 99))
+    worst = max(latencies) if latencies else float("nan")
+    say(f"  achieved {achieved:,.0f} pushes/s; {len(latencies)} of {args.shops} batches visible; non-2xx {non_2xx}")
+    table = [
+        Row(
+            "50th push answered → batch's rows visible, p50",
+            ms(p50),
+        ),
+        Row("… p90", ms(p90)),
+        Row("… p99", ms(p99), "", "", "≤ 1 s", met(p99 <= P99_TARGET and missing == 0)),
+        Row("… max", ms(worst)),
+        Row("batches measured / visible within 30 s of the last push", f"{len(latencies)} / {args.shops}", "", "", f"{args.shops}", met(missing == 0)),
+        Row("non-2xx answers + client errors", num(non_2xx), "", "", "0", met(non_2xx == 0)),
+        Row("achieved push rate", f"{achieved:,.0f}/s"),
+        Row("peak RSS of serve (VmHWM)", mib(serve.peak_rss_kib), "", "", "≤ 150 MB", met(0 < serve.peak_rss_kib <= SERVE_RSS_TARGET_KIB)),
+        Row("peak RSS of consume (VmHWM)", mib(consume.peak_rss_kib), "", "", "≤ 300 MB", met(0 < consume.peak_rss_kib <= CONSUME_RSS_TARGET_KIB)),
+    ]
+    print_table("bench-e2e", table)
+    if args.no_write:
+        return 0
+    mean = statistics.fmean(latencies) if latencies else float("nan")
+    body = f"""## End to end (`make bench-e2e`)
+
+Run: {info['commit']}, {info['date']}; Postgres {info['postgres']}.
+
+`serve` (one worker) → Kafka ({PARTITIONS} partitions) → `consume` with production flow control
+(BATCH_MAX_SIZE={BATCH}, BATCH_TIMEOUT_SECONDS=120, SHOP_RATE_LIMIT_PER_MINUTE=30,
+MAX_CONCURRENCY=10) → sandbox Shopee (no added latency) → Postgres. A paced asyncio/httpx
+client ({CONNECTIONS} connections) sends {BATCH} signed pushes for each of {args.shops} shops,
+{args.open} shops interleaved at a time, {args.rate:g} pushes/s, so every batch is completed by
+its 50th push. Latency: from the moment the last of a shop's 50 pushes is answered 2xx to
+the moment a poller (every 10 ms) sees the shop's 50 rows; mean {ms(mean)}.
+
+{render_table(table)}
+"""
+    if p99 > P99_TARGET or missing:
+        body += "\n**Target missed**: see the note below.\n"
+    path = write_section("e2e", body, info)
+    say(f"wrote the e2e section of {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
