@@ -169,8 +169,11 @@ class Stack:
         """Create the shops in the sandbox and store their credentials."""
         await insert_shops(self.database_url, await fetch_shops(self.sandbox_url, shop_ids))
 
-    async def push(self, **config: Any) -> Ledger:
-        """Send pushes with the sandbox's push sender (Shopee's retries, time-scaled)."""
+    async def push(self, client: httpx.AsyncClient | None = None, **config: Any) -> Ledger:
+        """Send pushes with the sandbox's push sender (Shopee's retries, time-scaled).
+
+        `client`: the HTTP client to send with (e.g. one that times every answer).
+        """
         options: dict[str, Any] = {
             "url": self.ingest_url + CALLBACK_PATH,
             "push_key": DEFAULT_PARTNER_KEY,
@@ -179,7 +182,7 @@ class Stack:
             "seed": 7,
         }
         options.update(config)
-        return await send_pushes(PushConfig(**options))
+        return await send_pushes(PushConfig(**options), client=client)
 
     async def stats(self) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=10) as client:
