@@ -110,7 +110,11 @@ def _git(*args: str) -> str:
 
 
 def kafka_version() -> str:
-    patterns = (r"^kafka-server-(\d[\w.\-]*)\.jar$", r"^kafka_\d+\.\d+-(\d[\w.\-]*)\.jar$", r"^kafka-clients-(\d[\w.\-]*)\.jar$")
+    patterns = (
+        r"^kafka-server-(\d[\w.\-]*)\.jar$",
+        r"^kafka_\d+\.\d+-(\d[\w.\-]*)\.jar$",
+        r"^kafka-clients-(\d[\w.\-]*)\.jar$",
+    )
     names = sorted(p.name for p in KAFKA_LIBS.glob("*.jar")) if KAFKA_LIBS.is_dir() else []
     for pattern in patterns:
         for name in names:
@@ -168,7 +172,11 @@ def machine_line(info: Mapping[str, str]) -> str:
         f"Python {info['python']}",
         f"Kafka {info['kafka']} (single local broker, replication factor 1)",
     ]
-    parts += [f"{k} {v}" for k, v in info.items() if k not in {"commit", "date", "cores", "cpu", "memory", "python", "kafka", "os"}]
+    parts += [
+        f"{k} {v}"
+        for k, v in info.items()
+        if k not in {"commit", "date", "cores", "cpu", "memory", "python", "kafka", "os"}
+    ]
     parts.append(info["os"])
     return ", ".join(parts)
 
@@ -430,7 +438,6 @@ def migrate(db_url: str) -> None:
 
 def stamp() -> str:
     return time.strftime("%Y%m%d%H%M%S")
-
 
 
 # -- profiles ----------------------------------------------------------------------------

@@ -113,7 +113,7 @@ class Tracker:
 async def send_all(base: str, order: list[tuple[int, int]], rate: float, tracker: Tracker) -> float:
     """Send on a fixed timeline (bounded by len(order)); returns the achieved rate."""
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-    sem = asyncio.Semaphore(CONNECTIONS * 4)
+    sem = asyncio.Semaphore(CONNECTIONS)
     key = PUSH_KEY.encode()
     url = base + "/webhooks/shopee"
     async with httpx.AsyncClient(limits=limits, timeout=10) as client:
@@ -180,7 +180,9 @@ async def poll_visible(db_url: str, tracker: Tracker, done: asyncio.Event, serve
         await conn.close()
 
 
-async def drive(base: str, db_url: str, order: list[tuple[int, int]], rate: float, shops: int, serve: Service, consume: Service) -> tuple[Tracker, float]:
+async def drive(
+    base: str, db_url: str, order: list[tuple[int, int]], rate: float, shops: int, serve: Service, consume: Service
+) -> tuple[Tracker, float]:
     tracker = Tracker()
     done = asyncio.Event()
     poller = asyncio.create_task(poll_visible(db_url, tracker, done, serve, consume))
@@ -227,19 +229,50 @@ def main() -> int:
     try:
         sandbox = Service(
             "sandbox",
-            [PY, "-m", "service", "sandbox", "serve", "--port", str(sandbox_port), "--partner-id", str(PARTNER_ID),
-             "--partner-key", PARTNER_KEY, "--log-level", "WARNING"],
+            [
+                PY,
+                "-m",
+                "service",
+                "sandbox",
+                "serve",
+                "--port",
+                str(sandbox_port),
+                "--partner-id",
+                str(PARTNER_ID),
+                "--partner-key",
+                PARTNER_KEY,
+                "--log-level",
+                "WARNING",
+            ],
             base_env(),
         )
         services.append(sandbox)
         sandbox.wait_http(sandbox_url + "/healthz")
         run_checked(
-            [PY, "-m", "service", "sandbox", "demo-shops", "--shops", str(args.shops), "--shop-id-base",
-             str(SHOP_BASE), "--partner-id", str(PARTNER_ID), "--partner-key", PARTNER_KEY, "--database-url", db_url],
+            [
+                PY,
+                "-m",
+                "service",
+                "sandbox",
+                "demo-shops",
+                "--shops",
+                str(args.shops),
+                "--shop-id-base",
+                str(SHOP_BASE),
+                "--partner-id",
+                str(PARTNER_ID),
+                "--partner-key",
+                PARTNER_KEY,
+                "--database-url",
+                db_url,
+            ],
             base_env(),
         )
-        kafka = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_MARKETPLACE_ORDERS": topic,
-                 "KAFKA_TOPIC_DEAD_LETTER": topic + ".dlq"}
+        kafka = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAFKA_TOPIC_MARKETPLACE_ORDERS": topic,
+            "KAFKA_TOPIC_DEAD_LETTER": topic + ".dlq",
+        }
         serve = Service(
             "serve",
             [PY, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(serve_port), "--workers", "1"],
@@ -293,11 +326,32 @@ def main() -> int:
         Row("… p90", ms(p90)),
         Row("… p99", ms(p99), "", "", "≤ 1 s", met(p99 <= P99_TARGET and missing == 0)),
         Row("… max", ms(worst)),
-        Row("batches measured / visible within 30 s of the last push", f"{len(latencies)} / {args.shops}", "", "", f"{args.shops}", met(missing == 0)),
+        Row(
+            "batches measured / visible within 30 s of the last push",
+            f"{len(latencies)} / {args.shops}",
+            "",
+            "",
+            f"{args.shops}",
+            met(missing == 0),
+        ),
         Row("non-2xx answers + client errors", num(non_2xx), "", "", "0", met(non_2xx == 0)),
         Row("achieved push rate", f"{achieved:,.0f}/s"),
-        Row("peak RSS of serve (VmHWM)", mib(serve.peak_rss_kib), "", "", "≤ 150 MB", met(0 < serve.peak_rss_kib <= SERVE_RSS_TARGET_KIB)),
-        Row("peak RSS of consume (VmHWM)", mib(consume.peak_rss_kib), "", "", "≤ 300 MB", met(0 < consume.peak_rss_kib <= CONSUME_RSS_TARGET_KIB)),
+        Row(
+            "peak RSS of serve (VmHWM)",
+            mib(serve.peak_rss_kib),
+            "",
+            "",
+            "≤ 150 MB",
+            met(0 < serve.peak_rss_kib <= SERVE_RSS_TARGET_KIB),
+        ),
+        Row(
+            "peak RSS of consume (VmHWM)",
+            mib(consume.peak_rss_kib),
+            "",
+            "",
+            "≤ 300 MB",
+            met(0 < consume.peak_rss_kib <= CONSUME_RSS_TARGET_KIB),
+        ),
     ]
     print_table("bench-e2e", table)
     if args.no_write:
@@ -305,7 +359,7 @@ def main() -> int:
     mean = statistics.fmean(latencies) if latencies else float("nan")
     body = f"""## End to end (`make bench-e2e`)
 
-Run: {info['commit']}, {info['date']}; Postgres {info['postgres']}.
+Run: {info["commit"]}, {info["date"]}; Postgres {info["postgres"]}.
 
 `serve` (one worker) → Kafka ({PARTITIONS} partitions) → `consume` with production flow control
 (BATCH_MAX_SIZE={BATCH}, BATCH_TIMEOUT_SECONDS=120, SHOP_RATE_LIMIT_PER_MINUTE=30,
@@ -317,8 +371,14 @@ the moment a poller (every 10 ms) sees the shop's 50 rows; mean {ms(mean)}.
 
 {render_table(table)}
 """
+    if achieved < 0.9 * args.rate:
+        body += (
+            f"\nThe client reached {achieved:,.0f} of the {args.rate:g} pushes/s asked for: on this "
+            f"{info['cores']}-core machine it shares the CPU with serve, consume, the sandbox, the broker "
+            "and Postgres. The latency above is for the rate reached.\n"
+        )
     if p99 > P99_TARGET or missing:
-        body += "\n**Target missed**: see the note below.\n"
+        body += f"\n**Target missed**: p99 {ms(p99)} > {P99_TARGET:g} s or batches missing ({missing}).\n"
     path = write_section("e2e", body, info)
     say(f"wrote the e2e section of {path.relative_to(ROOT)}")
     return 0
