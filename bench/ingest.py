@@ -30,10 +30,14 @@ from bench.common import (
     ROOT,
     Row,
     Service,
+    Spy,
     base_env,
+    cpu_seconds,
     create_topics,
     fail,
     free_port,
+    hot_spots,
+    hot_spots_markdown,
     machine,
     met,
     mib,
@@ -46,10 +50,6 @@ from bench.common import (
     stamp,
     topic_records,
     write_section,
-    Spy,
-    cpu_seconds,
-    hot_spots,
-    hot_spots_markdown,
 )
 from service.signing import push_signature
 
