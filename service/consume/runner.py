@@ -101,6 +101,8 @@ class Consumer:
         self._paused = False
         self._fatal: BaseException | None = None
         self._last_commit = 0.0
+        self._fetch: asyncio.Future[dict[TopicPartition, list[Any]]] | None = None
+        self._wake = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -135,23 +137,60 @@ class Consumer:
             raise WorkerCrashed("a batch worker died; see the log for its traceback") from self._fatal
 
     async def _loop(self, kafka: AIOKafkaConsumer, stop: asyncio.Event) -> None:
-        while not stop.is_set() and self._fatal is None:
-            self._reap()
-            fetched = await kafka.getmany(timeout_ms=int(self._poll_timeout() * 1000), max_records=MAX_RECORDS_PER_POLL)
-            now = self._clock()
-            for tp, messages in fetched.items():
-                partition: Partition = (tp.topic, tp.partition)
-                if partition not in self._assigned:
-                    continue
-                for message in messages:
-                    self._take(partition, message.offset, message.key, message.value, now)
-            for batch in self._batcher.due(now):
-                self._enqueue(batch, now)
-            self._reap()
-            self._schedule(now)
-            if now - self._last_commit >= COMMIT_INTERVAL_SECONDS:
-                await self._commit(kafka)
-            self._backpressure(kafka)
+        try:
+            while not stop.is_set() and self._fatal is None:
+                self._wake.clear()  # before reaping: a task finishing from here on wakes the wait
+                self._reap()
+                fetched = await self._fetch_or_wake(kafka)
+                self._iteration(fetched)
+                if self._clock() - self._last_commit >= COMMIT_INTERVAL_SECONDS:
+                    await self._commit(kafka)
+                self._backpressure(kafka)
+        finally:
+            if self._fetch is not None:
+                self._fetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, KafkaError):
+                    await self._fetch
+                self._fetch = None
+
+    async def _fetch_or_wake(self, kafka: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
+        """Records from Kafka, or nothing as soon as a batch finishes or a batch falls due.
+
+        A finished batch frees a concurrency slot that a ready batch should take at once,
+        not after the fetch's poll timeout: with everything fetched, waiting out the poll
+        would cap throughput at max_concurrency batches per poll interval. The fetch is
+        not cancelled when the loop wakes early; the next pass picks up its records.
+        """
+        if self._fetch is None:
+            self._fetch = asyncio.ensure_future(
+                kafka.getmany(timeout_ms=int(POLL_SECONDS * 1000), max_records=MAX_RECORDS_PER_POLL)
+            )
+        if not self._fetch.done():
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait(
+                    {self._fetch, waker}, timeout=self._poll_timeout(), return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                waker.cancel()
+        if not self._fetch.done():
+            return {}
+        fetch, self._fetch = self._fetch, None
+        result: dict[TopicPartition, list[Any]] = fetch.result()
+        return result
+
+    def _iteration(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        now = self._clock()
+        for tp, messages in fetched.items():
+            partition: Partition = (tp.topic, tp.partition)
+            if partition not in self._assigned:
+                continue
+            for message in messages:
+                self._take(partition, message.offset, message.key, message.value, now)
+        for batch in self._batcher.due(now):
+            self._enqueue(batch, now)
+        self._reap()
+        self._schedule(now)
 
     async def _shutdown(self, kafka: AIOKafkaConsumer) -> None:
         """Stop fetching, finish or abandon in-flight work within the grace period, commit."""
@@ -219,6 +258,7 @@ class Consumer:
                 return [(partition, offset)]
 
         task = asyncio.create_task(send(), name=f"dead-letter-{partition}-{offset}")
+        task.add_done_callback(self._on_task_done)
         self._side_tasks.add(task)
 
     def _enqueue(self, batch: Batch, now: float, *, front: bool = False) -> None:
@@ -252,9 +292,13 @@ class Consumer:
             if batch.requeues == 0:
                 self._metrics.batch_size.observe(batch.size)
             task = asyncio.create_task(self._worker.process(batch), name=f"batch-{shop}")
+            task.add_done_callback(self._on_task_done)
             self._in_flight[shop] = task
             self._batch_of[task] = batch
         self._metrics.batches_in_flight.set(len(self._in_flight))
+
+    def _on_task_done(self, _: asyncio.Task[Any]) -> None:
+        self._wake.set()
 
     def _reap(self) -> None:
         """Account for finished tasks: offsets of durable work, re-queue deferred work."""
