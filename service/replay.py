@@ -161,8 +161,8 @@ async def _handle(
     record: OrderRecord | None = None
     if letter.record is not None:
         try:
-            record = OrderRecord.model_validate(letter.record)
-        except ValidationError:
+            record = OrderRecord.from_dict(letter.record)
+        except ValueError:
             record = None
     if record is None:
         summary.not_replayable += 1

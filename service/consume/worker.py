@@ -295,6 +295,6 @@ class Worker:
             source="consumer",
             failed_at_ms=int(self._wall() * 1000),
             shop_id=item.record.shop_id,
-            record=item.record.model_dump(),
+            record=item.record.as_dict(),
             attempts=attempts,
         )
