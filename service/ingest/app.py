@@ -69,6 +69,21 @@ def create_app(
     orders_topic = settings.kafka_topic_marketplace_orders
     dlq_topic = settings.kafka_topic_dead_letter
     m = metrics if metrics is not None else IngestMetrics()
+    # labelled children bound once: a labels() lookup per request is measurable at load
+    outcome = {
+        name: m.requests.labels(name)
+        for name in (
+            "forwarded",
+            "skipped",
+            "dead_lettered",
+            "unauthorized",
+            "too_large",
+            "timeout",
+            "disconnected",
+            "unavailable",
+        )
+    }
+    per_sink: dict[str, Any] = {}
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -87,7 +102,10 @@ def create_app(
         started = time.perf_counter()
         remaining = max(deadline - time.monotonic(), 0.05)
         used = await sink.send(topic, key.encode(), value, budget_seconds=remaining)
-        m.produce_seconds.labels(used).observe(time.perf_counter() - started)
+        produce_seconds = per_sink.get(used)
+        if produce_seconds is None:
+            produce_seconds = per_sink[used] = m.produce_seconds.labels(used)
+        produce_seconds.observe(time.perf_counter() - started)
 
     async def dead_letter(
         reason: str, detail: str, body: bytes, deadline: float, shop_id: str | None = None
@@ -99,7 +117,7 @@ def create_app(
         letter = DeadLetter.for_raw_body(reason, detail, body, int(clock() * 1000), shop_id)
         await durable(dlq_topic, letter.key, letter.encode(), deadline)
         m.dead_letters.labels(reason).inc()
-        m.requests.labels("dead_lettered").inc()
+        outcome["dead_lettered"].inc()
         log.warning("signed push kept as dead letter", extra={"reason": reason, "detail": detail[:200]})
         return Response(status_code=_EMPTY_OK)
 
@@ -108,13 +126,13 @@ def create_app(
             async with asyncio.timeout(max(deadline - time.monotonic(), 0.01)):
                 body = await read_body(request)
         except _TooLarge:
-            m.requests.labels("too_large").inc()
+            outcome["too_large"].inc()
             return PlainTextResponse("body too large\n", status_code=413)
         except TimeoutError:
-            m.requests.labels("timeout").inc()
+            outcome["timeout"].inc()
             return PlainTextResponse("body not received in time\n", status_code=408)
         except ClientDisconnect:
-            m.requests.labels("disconnected").inc()
+            outcome["disconnected"].inc()
             return Response(status_code=400)
 
         # Exactly one Authorization header: with several, which one counts would be up to
@@ -124,7 +142,7 @@ def create_app(
         signature = authorization[0].strip(" \t") if len(authorization) == 1 else None
         if not verify_push(push_key, callback_url, body, signature):
             m.signature_failures.inc()
-            m.requests.labels("unauthorized").inc()
+            outcome["unauthorized"].inc()
             log.warning(
                 "push signature missing or wrong",
                 extra={"has_header": "authorization" in request.headers, "body_bytes": len(body)},
@@ -152,14 +170,14 @@ def create_app(
             m.skips.labels(result.reason).inc()
             if result.reason == "unhandled_code":
                 m.unhandled_codes.labels(result.detail[:8]).inc()
-            m.requests.labels("skipped").inc()
+            outcome["skipped"].inc()
             return Response(status_code=_EMPTY_OK)
 
         if result.record is None:
             return await dead_letter("no_record", "the pipeline produced no record", body, deadline, result.shop_id)
         record = result.record
         await durable(orders_topic, shop_key(record.shop_id), record.encode(), deadline)
-        m.requests.labels("forwarded").inc()
+        outcome["forwarded"].inc()
         return Response(status_code=_EMPTY_OK)
 
     async def shopee_webhook(request: Request) -> Response:
@@ -168,12 +186,12 @@ def create_app(
         try:
             return await handle(request, deadline)
         except SinkUnavailable as exc:
-            m.requests.labels("unavailable").inc()
+            outcome["unavailable"].inc()
             log.error("push could not be made durable; answering 503", extra={"error": str(exc)})
             return PlainTextResponse("temporarily unavailable\n", status_code=503, headers={"Retry-After": "5"})
         except Exception:
             # Nothing was made durable, so the only honest answer is "try again".
-            m.requests.labels("unavailable").inc()
+            outcome["unavailable"].inc()
             log.exception("unexpected failure handling a push; answering 503")
             return PlainTextResponse("temporarily unavailable\n", status_code=503)
         finally:

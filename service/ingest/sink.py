@@ -36,7 +36,9 @@ def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
         **settings.kafka_client_options(),
         "acks": "all",
         "enable_idempotence": True,
-        "linger_ms": 1,
+        # no linger: batches still form while a request is in flight, and linger_ms=1
+        # measured a worse p99 at moderate rates (aiokafka wakes its sender late)
+        "linger_ms": 0,
         "request_timeout_ms": 15_000,
         "retry_backoff_ms": 100,
         "max_batch_size": 65_536,
