@@ -368,7 +368,7 @@ async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -
         deadline = time.monotonic() + 30
         for name in names:
             while True:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await consumer._client.force_metadata_update()
                 parts = consumer.partitions_for_topic(name)
                 if parts and len(parts) == partitions:
                     break
@@ -388,7 +388,7 @@ async def topic_records(bootstrap: str, topic: str) -> int:
     try:
         parts = consumer.partitions_for_topic(topic)
         if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:

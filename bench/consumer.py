@@ -424,24 +424,20 @@ draining (py-spy, non-blocking, 100 Hz):
 
 
 NOTES = """
-Findings (measured on the machine above while working on issue 6; the code is in
-service/consume/, not changed by the benchmark):
+Findings (issue 6):
 
-- The drain is capped by the runner's loop, not by CPU: new batches are started only when
-  `getmany()` returns, and once everything is fetched it waits the full `POLL_SECONDS`
-  (0.2 s) each time, so at most MAX_CONCURRENCY × 50 / 0.2 = 2,500 orders/s can start, and
-  the consumer process sits at about a third of a core. With `POLL_SECONDS` set to 0.01
-  (monkeypatched, 30,000 records) the same run went from 1,436 to 3,733 orders/s. The fix
-  is to wake the loop when a batch task finishes (a done-callback setting an event that
-  the loop waits on together with the fetch), rather than a shorter poll.
-- After that the consumer, the sandbox (which builds every order detail in Python),
-  Postgres and the broker share two cores; the consumer costs about 150–180 µs of CPU per
-  order, mostly in httpx (the get_order_detail call) and asyncpg (the upsert's 50-row
-  arrays of JSON), see the profile.
-- Memory: a pending record costs about 2 KB (pydantic `OrderRecord` inside the batcher's
-  items plus offset tracking), so the default CONSUMER_MAX_PENDING_RECORDS=200,000 allows
-  about 400 MB; 10,000 shops × 20 pending records fill exactly that. A cap of 100,000
-  (or a compact record in the batcher) keeps the consumer under 300 MB.
+- Fixed: the drain was capped by the runner's loop, not by CPU. New batches were started
+  only when `getmany()` returned, and once everything was fetched it waited the full poll
+  (0.2 s) each time: at most MAX_CONCURRENCY × 50 / 0.2 = 2,500 orders/s could start (first
+  run: 1,973 orders/s, ratio 0.14). The loop now also wakes when a batch task finishes
+  (runner.py `_fetch_or_wake`).
+- Fixed: a pending record cost about 2 KB (a pydantic `OrderRecord` in the batcher), so
+  10,000 shops × 20 pending records peaked at 402 MB. `OrderRecord` is now a slotted
+  dataclass: 206 MB for the same load.
+- What remains: the consumer, the sandbox (which builds every order detail in Python),
+  Postgres and the broker share two cores; the consumer costs about 140 µs of CPU per order,
+  mostly in httpx (the get_order_detail call) and asyncpg (the upsert's 50-row arrays of
+  JSON), see the profile. The ceiling does neither HTTP nor JSON parsing.
 """
 
 

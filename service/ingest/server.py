@@ -69,5 +69,6 @@ def run(args: argparse.Namespace) -> int:
         log_config=None,
         timeout_keep_alive=30,
         timeout_graceful_shutdown=10,
+        proxy_headers=False,  # nothing here reads the client address; saves work per request
     )
     return 0
