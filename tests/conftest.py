@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import uuid
@@ -163,9 +164,18 @@ class PrivateBroker:
 
 @pytest.fixture
 def private_broker(kafka_bootstrap: str) -> Iterator[PrivateBroker]:
-    port = free_port()
-    while port + 1 > 65535 or _port_busy(port + 1):
-        port = free_port()
+    """A broker of the test's own, on ports below the ephemeral range.
+
+    The broker's controller listens on port + 1. Picked among ephemeral ports, either port
+    can be taken by an outgoing connection between the check and the bind (at start or at
+    a restart during the test), and the broker then fails to come up.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    while True:
+        port = rng.randrange(max(1024, low - 12000), low - 2)
+        if not (_port_busy(port) or _port_busy(port + 1)):
+            break
     broker = PrivateBroker(port)
     broker.start(keep_data=False)
     try:

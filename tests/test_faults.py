@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import shutil
-import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -120,30 +118,8 @@ async def order_rows(database_url: str) -> int:
 
 
 @pytest.fixture
-def broker(kafka_bootstrap: str) -> Iterator[PrivateBroker]:
-    """Like conftest's private_broker, on ports below the ephemeral range.
-
-    The broker's controller listens on port + 1. Picked among ephemeral ports, that port can
-    be taken by any outgoing connection between the check and the JVM's bind, at the first
-    start or at a restart during the test, and the broker then fails to come up.
-    """
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    rng = random.Random()
-    while True:
-        port = rng.randrange(max(1024, low - 12000), low - 2)
-        if not (_port_busy(port) or _port_busy(port + 1)):
-            break
-    private = PrivateBroker(port)
-    private.start(keep_data=False)
-    try:
-        yield private
-    finally:
-        private.stop()
-
-
-def _port_busy(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+def broker(private_broker: PrivateBroker) -> PrivateBroker:
+    return private_broker
 
 
 @pytest.fixture
