@@ -32,6 +32,7 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
+WRITE_GROUP = 500
 
 INSERT = "INSERT INTO gateway_outbox (topic, key, value) VALUES ($1, $2, $3)"
 CLAIM = "SELECT id, topic, key, value FROM gateway_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
@@ -53,6 +54,8 @@ class OutboxSink:
         self._pool_lock = asyncio.Lock()
         self._relay: asyncio.Task[None] | None = None
         self._kafka_failed = False
+        self._queued: list[tuple[str, bytes, bytes, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._kafka.start()
@@ -61,6 +64,9 @@ class OutboxSink:
         self._relay = asyncio.create_task(self._relay_forever(), name="outbox-relay")
 
     async def stop(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._writer), 5)
         if self._relay is not None:
             self._relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -88,15 +94,45 @@ class OutboxSink:
                 budget_seconds = self._reserve
         try:
             async with asyncio.timeout(budget_seconds):
-                pool = await self._get_pool()
-                await pool.execute(INSERT, topic, key, value)
-        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-            if not await self._kafka.ready():
-                raise SinkUnavailable(f"kafka and the outbox are both unavailable ({exc.__class__.__name__})") from exc
-            # the outbox is down but Kafka is back: go straight to Kafka again
+                await self._write(topic, key, value)
+        except Exception as exc:  # timeout, connection refused, any Postgres or driver error
+            # Neither took it: 503. The next push tries Kafka first again, so an outbox
+            # outage while Kafka is back does not keep answering 503.
             self._kafka_failed = False
-            raise SinkUnavailable(f"outbox unavailable ({exc.__class__.__name__}); kafka is back, retry") from exc
+            raise SinkUnavailable(f"kafka and the outbox are both unavailable ({exc.__class__.__name__})") from exc
         return self.name
+
+    async def _write(self, topic: str, key: bytes, value: bytes) -> None:
+        """Queue the row for the single writer and wait until its transaction committed.
+
+        One writer, many rows per transaction: every push that arrives while a commit is
+        in flight goes into the next one, so an outage costs one fsync per group of pushes
+        rather than one per push, and rows keep their arrival order.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # retrieve the outcome even when the caller has given up waiting, so a failed
+        # write is not reported again as "exception never retrieved"
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._queued.append((topic, key, value, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued(), name="outbox-writer")
+        await asyncio.shield(done)  # a caller giving up does not cancel the others' commit
+
+    async def _write_queued(self) -> None:
+        while self._queued:
+            group, self._queued = self._queued[:WRITE_GROUP], self._queued[WRITE_GROUP:]
+            try:
+                pool = await self._get_pool()
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.executemany(INSERT, [(topic, key, value) for topic, key, value, _ in group])
+            except Exception as exc:
+                for *_, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for *_, done in group:
+                if not done.done():
+                    done.set_result(None)
 
     async def ready(self) -> bool:
         if await self._kafka.ready():
