@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 COMMIT_INTERVAL_SECONDS = 0.5
 MAX_RECORDS_PER_POLL = 2000
+TIDY_INTERVAL_SECONDS = 60.0
 
 
 class WorkerCrashed(RuntimeError):
@@ -101,6 +102,7 @@ class Consumer:
         self._paused = False
         self._fatal: BaseException | None = None
         self._last_commit = 0.0
+        self._last_tidy = 0.0
         self._fetch: asyncio.Future[dict[TopicPartition, list[Any]]] | None = None
         self._wake = asyncio.Event()
 
@@ -146,6 +148,9 @@ class Consumer:
                 if self._clock() - self._last_commit >= COMMIT_INTERVAL_SECONDS:
                     await self._commit(kafka)
                 self._backpressure(kafka)
+                if self._clock() - self._last_tidy >= TIDY_INTERVAL_SECONDS:
+                    self._last_tidy = self._clock()
+                    self._throttle.forget_idle(self._last_tidy)  # memory follows active shops
         finally:
             if self._fetch is not None:
                 self._fetch.cancel()
