@@ -41,6 +41,9 @@ ON CONFLICT (shop_id, order_sn) DO UPDATE SET
 WHERE t.update_time IS NULL OR EXCLUDED.update_time >= t.update_time
 """
 
+#: what a lost or restarting Postgres raises: all retriable (StoreError)
+_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
 _SELECT_CREDENTIALS = """
 SELECT shop_id, access_token, refresh_token, is_active, access_token_expires_at, refresh_token_expires_at
 FROM merchant_shopee_config WHERE shop_id = $1
@@ -171,7 +174,7 @@ class Store:
         """The shop's active credentials; CredentialsError when unknown or inactive."""
         try:
             row = await self.pool.fetchrow(_SELECT_CREDENTIALS, shop_id)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        except _DB_ERRORS as exc:
             raise StoreError(f"reading credentials failed: {type(exc).__name__}") from exc
         return _credentials(row, shop_id)
 
@@ -209,7 +212,7 @@ class Store:
                     pair.access_token_expires_at,
                     pair.refresh_token_expires_at,
                 )
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        except _DB_ERRORS as exc:
             raise StoreError(f"token rotation failed in Postgres: {type(exc).__name__}") from exc
         return Credentials(
             shop_id=shop_id,
@@ -226,5 +229,5 @@ class Store:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 await upsert_orders(conn, rows)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        except _DB_ERRORS as exc:
             raise StoreError(f"order upsert failed: {type(exc).__name__}: {exc}") from exc
