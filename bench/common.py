@@ -531,3 +531,36 @@ def load_average() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "?"
+
+
+PARTNER_ID = 2001887
+PARTNER_KEY = "bench_partner_key_not_secret"
+
+
+def start_sandbox(db_url: str, shops: int, shop_base: int) -> tuple[Service, str]:
+    """The sandbox Shopee (any shop, deterministic tokens, auto-orders, no latency, no rate
+    limit) with `shops` shops' credentials stored in `db_url`; returns it and its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [PY, "-m", "service", "sandbox", "serve", "--port", str(port)]
+    argv += ["--partner-id", str(PARTNER_ID), "--partner-key", PARTNER_KEY, "--log-level", "WARNING"]
+    sandbox = Service("sandbox", argv, base_env())
+    try:
+        sandbox.wait_http(url + "/healthz")
+        shops_argv = [
+            PY,
+            "-m",
+            "service",
+            "sandbox",
+            "demo-shops",
+            "--shops",
+            str(shops),
+            "--shop-id-base",
+            str(shop_base),
+        ]
+        shops_argv += ["--partner-id", str(PARTNER_ID), "--partner-key", PARTNER_KEY, "--database-url", db_url]
+        run_checked(shops_argv, base_env())
+    except BaseException:
+        sandbox.stop()
+        raise
+    return sandbox, url

@@ -29,6 +29,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.common import (
+    PARTNER_ID,
+    PARTNER_KEY,
     PY,
     ROOT,
     Row,
@@ -51,17 +53,15 @@ from bench.common import (
     print_table,
     render_table,
     require_env,
-    run_checked,
     say,
     stamp,
+    start_sandbox,
     topic_records,
     write_section,
 )
 from service.consume.store import OrderRow, Store
 from service.records import OrderRecord
 
-PARTNER_ID = 2001887
-PARTNER_KEY = "bench_partner_key_not_secret"
 SHOPS = 500
 RECORDS = 100_000
 SHOP_BASE = 700_000
@@ -249,50 +249,8 @@ def main() -> int:
     db_url = asyncio.run(fresh_database(admin_url, f"bench_consumer_{run_id}"))
     migrate(db_url)
 
-    # the sandbox Shopee: any shop, deterministic tokens, auto-orders, no latency, no rate limit
-    sandbox_port = free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    sandbox = Service(
-        "sandbox",
-        [
-            PY,
-            "-m",
-            "service",
-            "sandbox",
-            "serve",
-            "--port",
-            str(sandbox_port),
-            "--partner-id",
-            str(PARTNER_ID),
-            "--partner-key",
-            PARTNER_KEY,
-            "--log-level",
-            "WARNING",
-        ],
-        base_env(),
-    )
+    sandbox, sandbox_url = start_sandbox(db_url, args.shops, SHOP_BASE)
     try:
-        sandbox.wait_http(sandbox_url + "/healthz")
-        run_checked(
-            [
-                PY,
-                "-m",
-                "service",
-                "sandbox",
-                "demo-shops",
-                "--shops",
-                str(args.shops),
-                "--shop-id-base",
-                str(SHOP_BASE),
-                "--partner-id",
-                str(PARTNER_ID),
-                "--partner-key",
-                PARTNER_KEY,
-                "--database-url",
-                db_url,
-            ],
-            base_env(),
-        )
         shops = list(range(SHOP_BASE, SHOP_BASE + args.shops))
         pairs = records_for(shops, per_shop, "BC")
         took = asyncio.run(preload(bootstrap, topic, pairs))

@@ -25,6 +25,8 @@ import orjson
 import uvloop
 
 from bench.common import (
+    PARTNER_ID,
+    PARTNER_KEY,
     PY,
     ROOT,
     Row,
@@ -44,16 +46,14 @@ from bench.common import (
     print_table,
     render_table,
     require_env,
-    run_checked,
     say,
     stamp,
+    start_sandbox,
     write_section,
 )
 from bench.ingest import CALLBACK_URL, PUSH_KEY
 from service.signing import push_signature
 
-PARTNER_ID = 2001887
-PARTNER_KEY = "bench_partner_key_not_secret"
 SHOP_BASE = 900_000
 BATCH = 50
 SHOPS = 300
@@ -223,51 +223,11 @@ def main() -> int:
     shops = list(range(SHOP_BASE, SHOP_BASE + args.shops))
     order = schedule(shops, args.open)
 
-    sandbox_port, serve_port, metrics_port = free_port(), free_port(), free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    serve_port, metrics_port = free_port(), free_port()
     services: list[Service] = []
     try:
-        sandbox = Service(
-            "sandbox",
-            [
-                PY,
-                "-m",
-                "service",
-                "sandbox",
-                "serve",
-                "--port",
-                str(sandbox_port),
-                "--partner-id",
-                str(PARTNER_ID),
-                "--partner-key",
-                PARTNER_KEY,
-                "--log-level",
-                "WARNING",
-            ],
-            base_env(),
-        )
+        sandbox, sandbox_url = start_sandbox(db_url, args.shops, SHOP_BASE)
         services.append(sandbox)
-        sandbox.wait_http(sandbox_url + "/healthz")
-        run_checked(
-            [
-                PY,
-                "-m",
-                "service",
-                "sandbox",
-                "demo-shops",
-                "--shops",
-                str(args.shops),
-                "--shop-id-base",
-                str(SHOP_BASE),
-                "--partner-id",
-                str(PARTNER_ID),
-                "--partner-key",
-                PARTNER_KEY,
-                "--database-url",
-                db_url,
-            ],
-            base_env(),
-        )
         kafka = {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "KAFKA_TOPIC_MARKETPLACE_ORDERS": topic,
