@@ -187,3 +187,15 @@ def private_broker(kafka_bootstrap: str) -> Iterator[PrivateBroker]:
 def _port_busy(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Any]:
+    """The sandbox Shopee app served over HTTP from a thread (tests.consume_helpers.SandboxServer)."""
+    from tests.consume_helpers import SandboxServer
+
+    server = SandboxServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -28,15 +28,6 @@ from tests.consume_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    server = SandboxServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Process:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 import pytest
@@ -45,15 +45,6 @@ def test_filters_combine_reason_shop_and_time() -> None:
     assert not f.match(letter("shop_unknown", "1", 99))
     assert not f.match(letter("shop_unknown", "1", 201))
     assert Filters().match(letter("anything", None, 0))
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    server = SandboxServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def replay_cli(env: dict[str, str], *args: str) -> list[dict[str, object]]:
