@@ -1,18 +1,26 @@
 """python -m service serve | consume | migrate | replay | sandbox
 
 Each command lives in its own module with `add_arguments(parser)` and `run(args) -> int`;
-this file only parses the command line, sets up logging, and turns configuration errors
-into one line on stderr and exit code 2.
+this file only parses the command line and turns failures into exit codes:
+
+    0    done (or stopped by SIGTERM/SIGINT and shut down cleanly)
+    1    unexpected failure (logged once, with its traceback, as JSON)
+    2    configuration error: one line on stderr naming the variable
+    3    a dependency (Kafka, Postgres) unreachable at start-up: one line on stderr
+    130  interrupted before the command installed its own signal handling
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
-from service.errors import ConfigError
+from service.errors import ConfigError, DependencyUnavailable
+
+EXIT_FAILURE, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 COMMANDS = {
     "serve": ("service.ingest.server", "the HTTP ingest service (uvicorn)"),
@@ -47,9 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(parser.parse_args(rest)))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)  # noqa: T201 - the one-line start-up error
-        return 2
+        return EXIT_CONFIG
+    except DependencyUnavailable as exc:
+        print(f"unavailable: {exc}", file=sys.stderr)  # noqa: T201 - the one-line start-up error
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception:
+        logging.getLogger("service").exception("%s failed", command)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

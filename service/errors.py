@@ -11,7 +11,8 @@
      │    ├── ShopeeAuthError   access token rejected: refresh, then retry  (yes)
      │    └── ShopeePermanent   error_param, error_permission, ...          (no)
      ├── CredentialsError       shop unknown/inactive, refresh token dead   (no)
-     └── StoreError             Postgres unavailable or failed              (yes)
+     ├── StoreError             Postgres unavailable or failed              (yes)
+     └── DependencyUnavailable  Kafka/Postgres unreachable at start-up      (yes)
 
 The consumer chooses between retrying and dead-lettering by `retriable` alone.
 """
@@ -92,3 +93,10 @@ class CredentialsError(GatewayError):
 class StoreError(GatewayError):
     retriable = True
     reason = "store_unavailable"
+
+
+class DependencyUnavailable(GatewayError):
+    """A command could not reach Kafka or Postgres to start: one line, exit code 3."""
+
+    retriable = True
+    reason = "dependency_unavailable"

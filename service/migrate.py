@@ -17,6 +17,7 @@ from importlib import resources
 
 import asyncpg
 
+from service.deps import database_address, reaching
 from service.errors import ConfigError
 from service.logs import setup_logging
 from service.settings import load_settings
@@ -83,7 +84,8 @@ async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]
 
 
 async def migrate(dsn: str) -> list[str]:
-    conn = await asyncpg.connect(dsn)
+    async with reaching("postgres", database_address(dsn)):
+        conn = await asyncpg.connect(dsn, timeout=10)
     try:
         return await apply_migrations(conn)
     finally:

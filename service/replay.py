@@ -25,6 +25,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
+from service.deps import reaching
 from service.errors import ConfigError
 from service.logs import setup_logging
 from service.records import DeadLetter, OrderRecord
@@ -95,11 +96,14 @@ async def replay(
     summary = Summary()
     # without a group, a subscribed consumer is assigned every partition of the topic
     consumer = AIOKafkaConsumer(source, **options, group_id=None, enable_auto_commit=False)
-    producer = None if dry_run else AIOKafkaProducer(**options, acks="all", enable_idempotence=True)
-    await consumer.start()
+    producer = None
+    async with reaching("kafka", settings.kafka_bootstrap_servers):
+        await consumer.start()
     try:
-        if producer is not None:
-            await producer.start()
+        if not dry_run:
+            producer = AIOKafkaProducer(**options, acks="all", enable_idempotence=True)
+            async with reaching("kafka", settings.kafka_bootstrap_servers):
+                await producer.start()
         if source not in await consumer.topics():
             raise ConfigError(f"dead-letter topic {source} does not exist")
         async with asyncio.timeout(ASSIGNMENT_WAIT_SECONDS):

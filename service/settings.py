@@ -44,6 +44,25 @@ def is_placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER.match(value.strip()))
 
 
+def check_bootstrap_servers(value: str) -> str:
+    """Comma list of host:port. A scheme prefix (`SASL_SSL://host:9092`, as cloud consoles
+    show it) or a placeholder is refused with one line instead of a DNS error much later."""
+    servers = [s.strip() for s in value.split(",") if s.strip()]
+    if not servers or is_placeholder(value):
+        raise ValueError("is empty or a placeholder; expected host:port[,host:port...]")
+    for server in servers:
+        if "://" in server:
+            scheme = server.split("://", 1)[0]
+            raise ValueError(
+                f"{server!r}: drop the {scheme}:// prefix and give host:port only "
+                "(SASL_SSL is switched on by KAFKA_API_KEY/KAFKA_API_SECRET)"
+            )
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{server!r} is not host:port")
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="",
@@ -100,6 +119,26 @@ class Settings(BaseSettings):
     def _strip_url(cls, v: str | None) -> str | None:
         return v.strip() if isinstance(v, str) else v
 
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, v: str) -> str:
+        return check_bootstrap_servers(v)
+
+    @field_validator("database_url", "kafka_api_key", "kafka_api_secret")
+    @classmethod
+    def _no_placeholder_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        # set but a placeholder (or empty): the k8s templates' <...> values must not reach a client
+        if v is not None and is_placeholder(v.get_secret_value()):
+            raise ValueError("is empty or a placeholder; set a real value or leave the variable out")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_dsn(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().strip().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// or postgres:// URL")
+        return v
+
     # -- derived -----------------------------------------------------------------------
 
     @property
@@ -153,5 +192,6 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0] if hasattr(exc, "errors") else None
         if first is not None:
             loc = ".".join(str(p) for p in first["loc"]).upper()
-            raise ConfigError(f"{loc}: {first['msg']}") from None
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"{loc}: {message}") from None
         raise ConfigError(str(exc).splitlines()[0]) from None

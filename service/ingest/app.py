@@ -201,9 +201,10 @@ def create_app(
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
-        if await sink.ready():
-            return PlainTextResponse("ready\n")
-        return PlainTextResponse("not ready: pushes cannot be made durable\n", status_code=503)
+        ok = await sink.ready()
+        detail: list[str] = getattr(sink, "detail", list)()  # lines naming what is down, if the sink says
+        text = ("ready\n" if ok else "not ready: pushes cannot be made durable\n") + "".join(f"{d}\n" for d in detail)
+        return PlainTextResponse(text, status_code=200 if ok else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

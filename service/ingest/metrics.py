@@ -54,3 +54,9 @@ class IngestMetrics:
             "gateway_outbox_oldest_age_seconds", "Age of the oldest row in the fallback outbox", registry=r
         )
         self.outbox_relayed = Counter("gateway_outbox_relayed", "Outbox rows relayed to Kafka", registry=r)
+        self.dependency_up = Gauge(
+            "gateway_dependency_up",
+            "1 while the dependency (kafka, outbox_database) answers, 0 while it is failing",
+            ["dependency"],
+            registry=r,
+        )

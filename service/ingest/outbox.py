@@ -23,15 +23,19 @@ import contextlib
 import logging
 
 import asyncpg
+from aiokafka.errors import KafkaError
 
+from service.deps import describe
 from service.errors import SinkUnavailable
 from service.ingest.metrics import IngestMetrics
-from service.ingest.sink import KafkaSink
+from service.ingest.sink import KafkaSink, dependency_gauge
+from service.logs import Outage
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
+RELAY_BACKOFF_MAX_SECONDS = 5.0
 WRITE_GROUP = 500
 
 INSERT = "INSERT INTO gateway_outbox (topic, key, value) VALUES ($1, $2, $3)"
@@ -56,11 +60,15 @@ class OutboxSink:
         self._kafka_failed = False
         self._queued: list[tuple[str, bytes, bytes, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self.db_outage = Outage("outbox database", log, on_change=dependency_gauge(self.metrics, "outbox_database"))
 
     async def start(self) -> None:
         await self._kafka.start()
-        with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+        try:
             await self._get_pool()
+            self.db_outage.up()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            self.db_outage.down(describe(exc))
         self._relay = asyncio.create_task(self._relay_forever(), name="outbox-relay")
 
     async def stop(self) -> None:
@@ -88,14 +96,15 @@ class OutboxSink:
             try:
                 kafka_budget = max(budget_seconds - self._reserve, 0.05)
                 return await self._kafka.send(topic, key, value, budget_seconds=kafka_budget)
-            except SinkUnavailable as exc:
+            except SinkUnavailable:
+                # the KafkaSink logged "kafka unavailable" once for the outage
                 self._kafka_failed = True
-                log.warning("kafka unavailable; pushes go to the outbox until it recovers", extra={"error": str(exc)})
                 budget_seconds = self._reserve
         try:
             async with asyncio.timeout(budget_seconds):
                 await self._write(topic, key, value)
         except Exception as exc:  # timeout, connection refused, any Postgres or driver error
+            self.db_outage.down(describe(exc) if str(exc) else exc.__class__.__name__)
             # Neither took it: 503. The next push tries Kafka first again, so an outbox
             # outage while Kafka is back does not keep answering 503.
             self._kafka_failed = False
@@ -141,9 +150,18 @@ class OutboxSink:
             async with asyncio.timeout(1.5):
                 pool = await self._get_pool()
                 await pool.fetchval("SELECT 1 FROM gateway_outbox LIMIT 1")
-        except (TimeoutError, OSError, asyncpg.PostgresError):
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self.db_outage.down(describe(exc) if str(exc) else exc.__class__.__name__)
             return False
+        self.db_outage.up()
         return True
+
+    def detail(self) -> list[str]:
+        """Lines for /readyz: what is down and why."""
+        lines = self._kafka.detail()
+        if self.db_outage.is_down:
+            lines.append(f"outbox database: unavailable ({self.db_outage.error})")
+        return lines
 
     async def relay_once(self) -> int:
         """Move up to RELAY_BATCH rows, oldest first, to Kafka; returns how many."""
@@ -170,19 +188,24 @@ class OutboxSink:
         backoff = self._interval
         while True:
             try:
-                moved = await self.relay_once()
+                # the gauges follow the table whatever Kafka does (operators alert on them)
                 await self._update_stats()
+                self.db_outage.up()
+                moved = await self.relay_once()
                 backoff = self._interval
                 if moved:
+                    self._kafka.outage.up()
+                    await self._update_stats()
                     log.info("outbox relayed to kafka", extra={"rows": moved})
                     continue
                 if self._kafka_failed and await self._kafka.ready():
                     self._kafka_failed = False
-                    log.warning("kafka is back and the outbox is empty; sending to kafka again")
+                    log.info("the outbox is empty; sending to kafka again")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # Kafka or Postgres down: the rows stay, the next pass tries again.
-                log.debug("outbox relay pass failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
-                backoff = min(backoff * 2, 10.0)
+                outage = self._kafka.outage if isinstance(exc, KafkaError) else self.db_outage
+                outage.down(describe(exc) if str(exc) else exc.__class__.__name__)
+                backoff = min(backoff * 2, RELAY_BACKOFF_MAX_SECONDS)
             await asyncio.sleep(backoff)

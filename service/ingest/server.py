@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_sink(settings: Settings, metrics: IngestMetrics) -> Sink:
     """Kafka, wrapped by the Postgres outbox when DATABASE_URL is set (SPEC 5.2)."""
-    kafka = KafkaSink(settings)
+    kafka = KafkaSink(settings, metrics=metrics)
     if settings.database_url is not None and settings.ingest_outbox_enabled:
         return OutboxSink(settings, kafka, metrics)
     return kafka

@@ -8,17 +8,23 @@ KafkaSink with the same interface.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
+from collections.abc import Callable
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from service.deps import describe
 from service.errors import SinkUnavailable
+from service.ingest.metrics import IngestMetrics
+from service.logs import Outage
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+CONNECT_BACKOFF_MAX_SECONDS = 10.0
 
 
 class Sink(Protocol):
@@ -51,38 +57,45 @@ def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
 class KafkaSink:
     name = "kafka"
 
-    def __init__(self, settings: Settings, producer: AIOKafkaProducer | None = None) -> None:
+    def __init__(
+        self, settings: Settings, producer: AIOKafkaProducer | None = None, metrics: IngestMetrics | None = None
+    ) -> None:
         self._settings = settings
         self._producer = producer
         self._started = False
+        self._tried = False
         self._start_lock = asyncio.Lock()
+        self._connector: asyncio.Task[None] | None = None
+        self.outage = Outage("kafka", log, on_change=dependency_gauge(metrics, "kafka"))
 
     async def start(self) -> None:
-        """Start the producer. A broker that is down at start-up is not fatal: the service
-        comes up unready and keeps trying, so a Kafka outage never stops the ingest."""
-        if self._producer is None:
-            self._producer = make_producer(self._settings)
-        deadline = time.monotonic() + 30
+        """Return at once and connect in the background: the service binds its port now and
+        reports unready until Kafka answers, so a Kafka outage never stops the ingest."""
+        self._connector = asyncio.create_task(self._connect(), name="kafka-connect")
+
+    async def _connect(self) -> None:
+        delay = 0.5
         while True:
             try:
-                await self._producer.start()
-                self._started = True
-                return
+                await self._ensure_started()
             except KafkaError as exc:
-                if time.monotonic() > deadline:
-                    log.warning("kafka not reachable at start-up; starting unready", extra={"error": str(exc)})
-                    self._started = False
-                    return
-                await asyncio.sleep(1)
+                self.outage.down(describe(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, CONNECT_BACKOFF_MAX_SECONDS)
+            else:
+                self.outage.up()
+                return
 
     async def _ensure_started(self) -> AIOKafkaProducer:
         if self._producer is not None and self._started:
             return self._producer
         async with self._start_lock:
             if self._producer is None or not self._started:
-                if self._producer is not None:
-                    await self._producer.stop()
-                self._producer = make_producer(self._settings)
+                if self._producer is None or self._tried:
+                    if self._producer is not None:
+                        await self._producer.stop()
+                    self._producer = make_producer(self._settings)
+                self._tried = True
                 try:
                     await self._producer.start()
                 except BaseException:
@@ -96,6 +109,10 @@ class KafkaSink:
         return await self._ensure_started()
 
     async def stop(self) -> None:
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -107,22 +124,36 @@ class KafkaSink:
                 producer = await self._ensure_started()
                 await producer.send_and_wait(topic, value=value, key=key)
         except TimeoutError as exc:
+            self.outage.down(f"no acknowledgement within {budget_seconds:.2f}s")
             raise SinkUnavailable(f"kafka did not acknowledge within {budget_seconds:.2f}s") from exc
         except KafkaError as exc:
+            self.outage.down(describe(exc))
             raise SinkUnavailable(f"kafka refused the record: {exc.__class__.__name__}") from exc
+        self.outage.up()
         return self.name
 
     async def ready(self) -> bool:
         if self._producer is None or not self._started:
-            try:
-                async with asyncio.timeout(2):
-                    await self._ensure_started()
-            except (TimeoutError, KafkaError):
-                return False
-        assert self._producer is not None
+            return False  # the background connect is still trying
         try:
             async with asyncio.timeout(1.5):
                 await self._producer.client.fetch_all_metadata()
-        except (TimeoutError, KafkaError):
+        except TimeoutError:
+            self.outage.down("metadata request timed out")
             return False
+        except KafkaError as exc:
+            self.outage.down(describe(exc))
+            return False
+        self.outage.up()
         return True
+
+    def detail(self) -> list[str]:
+        """Lines for /readyz: what is down and why."""
+        return [f"kafka: unavailable ({self.outage.error})"] if self.outage.is_down else []
+
+
+def dependency_gauge(metrics: IngestMetrics | None, dependency: str) -> Callable[[bool], None] | None:
+    if metrics is None:
+        return None
+    gauge = metrics.dependency_up.labels(dependency)
+    return lambda up: gauge.set(1 if up else 0)
