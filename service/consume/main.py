@@ -160,7 +160,7 @@ async def _consume(
             await consumer.run(stop)
     finally:
         await server.stop()
-        log.info("consumer process done")
+    log.info("consumer process done")
 
 
 async def _stop_producer(producer: AIOKafkaProducer) -> None:
