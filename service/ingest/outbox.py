@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
 RELAY_BACKOFF_MAX_SECONDS = 5.0
+POOL_CLOSE_SECONDS = 3.0
 WRITE_GROUP = 500
 
 INSERT = "INSERT INTO gateway_outbox (topic, key, value) VALUES ($1, $2, $3)"
@@ -80,7 +81,10 @@ class OutboxSink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay
         if self._pool is not None:
-            await self._pool.close()
+            try:
+                await asyncio.wait_for(self._pool.close(), POOL_CLOSE_SECONDS)
+            except TimeoutError:
+                self._pool.terminate()
         await self._kafka.stop()
 
     async def _get_pool(self) -> asyncpg.Pool:

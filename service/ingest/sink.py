@@ -25,6 +25,7 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 CONNECT_BACKOFF_MAX_SECONDS = 10.0
+STOP_SECONDS = 5.0
 
 
 class Sink(Protocol):
@@ -114,9 +115,13 @@ class KafkaSink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connector
         if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-            self._started = False
+            producer, self._producer, self._started = self._producer, None, False
+            try:
+                # with the broker gone, stop() would wait to flush unsent records for good
+                async with asyncio.timeout(STOP_SECONDS):
+                    await producer.stop()
+            except TimeoutError:
+                log.warning("kafka producer did not stop in time; unsent records abandoned (not acknowledged)")
 
     async def send(self, topic: str, key: bytes, value: bytes, *, budget_seconds: float) -> str:
         try:
