@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RELAY_BATCH = 500
 RELAY_BACKOFF_MAX_SECONDS = 5.0
 POOL_CLOSE_SECONDS = 3.0
+STATS_INTERVAL_SECONDS = 1.0
 WRITE_GROUP = 500
 
 INSERT = "INSERT INTO gateway_outbox (topic, key, value) VALUES ($1, $2, $3)"
@@ -58,6 +59,7 @@ class OutboxSink:
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._relay: asyncio.Task[None] | None = None
+        self._stats: asyncio.Task[None] | None = None
         self._kafka_failed = False
         self._queued: list[tuple[str, bytes, bytes, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -71,15 +73,17 @@ class OutboxSink:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             self.db_outage.down(describe(exc))
         self._relay = asyncio.create_task(self._relay_forever(), name="outbox-relay")
+        self._stats = asyncio.create_task(self._stats_forever(), name="outbox-stats")
 
     async def stop(self) -> None:
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._writer), 5)
-        if self._relay is not None:
-            self._relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay
+        for task in (self._relay, self._stats):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._pool is not None:
             try:
                 await asyncio.wait_for(self._pool.close(), POOL_CLOSE_SECONDS)
@@ -188,18 +192,27 @@ class OutboxSink:
         self.metrics.outbox_depth.set(depth)
         self.metrics.outbox_oldest_age_seconds.set(float(age or 0))
 
+    async def _stats_forever(self) -> None:
+        """Keep the gauges on the table itself, apart from the relay: while Kafka is down a
+        relay pass can wait a long time for acknowledgements, and operators alert on these."""
+        while True:
+            try:
+                await self._update_stats()
+                self.db_outage.up()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.db_outage.down(describe(exc) if str(exc) else exc.__class__.__name__)
+            await asyncio.sleep(STATS_INTERVAL_SECONDS)
+
     async def _relay_forever(self) -> None:
         backoff = self._interval
         while True:
             try:
-                # the gauges follow the table whatever Kafka does (operators alert on them)
-                await self._update_stats()
-                self.db_outage.up()
                 moved = await self.relay_once()
                 backoff = self._interval
                 if moved:
                     self._kafka.outage.up()
-                    await self._update_stats()
                     log.info("outbox relayed to kafka", extra={"rows": moved})
                     continue
                 if self._kafka_failed and await self._kafka.ready():
