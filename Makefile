@@ -8,7 +8,7 @@ TEST_KAFKA_PORT ?= 19092
 TEST_PG_PORT    ?= 55433
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-fetch kafka-up kafka-down pg-up pg-down test test-unit lint typecheck \
+.PHONY: help venv kafka-fetch kafka-up kafka-down kafka-wipe pg-up pg-down test test-unit lint typecheck \
         run demo bench bench-ingest bench-consumer bench-e2e clean
 
 help:
@@ -24,11 +24,15 @@ venv: .venv/.installed ## create .venv and install the project with dev extras
 kafka-fetch: ## download the Apache Kafka broker jars from Maven Central (once)
 	scripts/kafka.sh fetch
 
-kafka-up: ## start the local single-node Kafka (KAFKA_PORT, default 9092)
+kafka-up: venv ## start the local Kafka (KAFKA_PORT, default 9092), keeping its data; create missing topics
 	KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh up
+	$(PY) scripts/create_topics.py 127.0.0.1:$(KAFKA_PORT) marketplace.orders:12 marketplace.orders.dlq:1
 
-kafka-down: ## stop the local Kafka
+kafka-down: ## stop the local Kafka (its topics and records are kept for the next kafka-up)
 	KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh down
+
+kafka-wipe: ## stop the local Kafka and delete its topics, records and offsets
+	KAFKA_PORT=$(KAFKA_PORT) scripts/kafka.sh wipe
 
 pg-up: ## start a throwaway Postgres 15 cluster (PG_PORT, default 55432)
 	PG_PORT=$(PG_PORT) scripts/pg.sh up

@@ -2,10 +2,12 @@
 # Local single-node Apache Kafka (KRaft, broker+controller in one JVM) for tests, CI and
 # `make run`. The broker jars come from Maven Central once, into .cache/kafka/libs.
 #
-#   scripts/kafka.sh fetch | up | down | status
+#   scripts/kafka.sh fetch | up | down | wipe | status
 #
+# `down` then `up` keeps the topics, their records and the consumer groups' offsets (an
+# outage drill must not lose data); `wipe` stops the broker and deletes its data.
 # Environment: KAFKA_PORT (default 9092; the controller listens on KAFKA_PORT+1),
-# KAFKA_HEAP (default 512m), KAFKA_KEEP_DATA=1 to keep the log dirs across `up`.
+# KAFKA_HEAP (default 512m), KAFKA_KEEP_DATA=0 to start from empty data (tests, CI).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +23,7 @@ fetch() {
   command -v java >/dev/null || { echo "kafka.sh: java not found (Java 17+ runs the broker)" >&2; exit 1; }
   rm -rf "$cache/libs"
   echo "kafka.sh: fetching Apache Kafka jars from Maven Central into $cache/libs"
-  mvn -q -B -f "$root/scripts/kafka/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -Dstyle.color=never -f "$root/scripts/kafka/pom.xml" dependency:copy-dependencies \
     -DoutputDirectory="$cache/libs" -DincludeScope=runtime
   touch "$cache/libs/.complete"
 }
@@ -30,13 +32,17 @@ classpath() { ls "$cache"/libs/*.jar | tr '\n' ':'; }
 
 is_running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
-answers() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+answers() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$port}") 2>/dev/null; }
 
 up() {
   fetch
   if is_running; then echo "kafka.sh: already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"; return 0; fi
-  if answers; then echo "kafka.sh: port $port is taken by another process" >&2; exit 1; fi
-  if [ "${KAFKA_KEEP_DATA:-0}" != 1 ]; then rm -rf "$run"; fi
+  if answers "$port"; then echo "kafka.sh: port $port is taken by another process" >&2; exit 1; fi
+  if answers "$cport"; then
+    echo "kafka.sh: controller port $cport (KAFKA_PORT+1) is taken by another process; pick another KAFKA_PORT" >&2
+    exit 1
+  fi
+  if [ "${KAFKA_KEEP_DATA:-1}" = 0 ]; then rm -rf "$run"; fi
   mkdir -p "$run/data"
   cat > "$run/server.properties" <<PROPS
 process.roles=broker,controller
@@ -77,6 +83,8 @@ PROPS
       format -t "$id" -c "$run/server.properties" >"$run/format.log" 2>&1 \
       || { cat "$run/format.log" >&2; exit 1; }
   fi
+  # the readiness check below greps this log: a kept one already says "started"
+  if [ -f "$run/server.log" ]; then mv "$run/server.log" "$run/server.log.prev"; fi
   nohup java -Xms"${KAFKA_HEAP:-512m}" -Xmx"${KAFKA_HEAP:-512m}" -XX:+UseG1GC \
     -Dlog4j2.configurationFile="$run/log4j2.properties" \
     -cp "$cp" kafka.Kafka "$run/server.properties" >"$run/stdout.log" 2>&1 &
@@ -103,10 +111,17 @@ down() {
   echo "kafka.sh: broker on port $port stopped"
 }
 
+wipe() {
+  down
+  rm -rf "$run"
+  echo "kafka.sh: data of the broker on port $port deleted"
+}
+
 case "${1:-}" in
   fetch) fetch ;;
   up) up ;;
   down) down ;;
+  wipe) wipe ;;
   status) if is_running; then echo "running (pid $(cat "$pidfile"))"; else echo "stopped"; exit 1; fi ;;
-  *) echo "usage: scripts/kafka.sh fetch|up|down|status" >&2; exit 2 ;;
+  *) echo "usage: scripts/kafka.sh fetch|up|down|wipe|status" >&2; exit 2 ;;
 esac

@@ -66,7 +66,7 @@ wait_http() {
 }
 
 echo $$ > .run/run.pid
-scripts/kafka.sh up | sed -u 's/^/[kafka] /'; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
+KAFKA_KEEP_DATA=0 scripts/kafka.sh up | sed -u 's/^/[kafka] /'; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 scripts/pg.sh up | sed -u 's/^/[postgres] /'; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 $PY scripts/create_topics.py "$KAFKA_BOOTSTRAP_SERVERS" marketplace.orders:12 marketplace.orders.dlq:1 || exit 1
 $PY -m service migrate 2>&1 | sed -u 's/^/[migrate] /'; [ "${PIPESTATUS[0]}" = 0 ] || exit 1

@@ -10,7 +10,7 @@ cleanup() {
   PG_PORT=$pport "$here/pg.sh" down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-KAFKA_PORT=$kport "$here/kafka.sh" up
+KAFKA_PORT=$kport KAFKA_KEEP_DATA=0 "$here/kafka.sh" up
 PG_PORT=$pport "$here/pg.sh" up
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$kport"
 export TEST_DATABASE_URL
