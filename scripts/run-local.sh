@@ -31,9 +31,14 @@ stopping=0
 cleanup() {
   [ "$stopping" = 1 ] && return
   stopping=1
-  trap '' INT TERM
-  echo
-  echo "[run] stopping..."
+  trap '' INT TERM PIPE
+  # `make run 2>&1 | tee run.log`, then Ctrl-C: tee is gone with the SIGINT, and writing
+  # to its pipe would end this script (SIGPIPE) before it stopped anything. Stop anyway,
+  # and say so in .run/stop.log instead.
+  if ! { echo; echo "[run] stopping..."; } 2>/dev/null; then
+    exec >>.run/stop.log 2>&1
+    echo "[run] stopping after Ctrl-C; the terminal's pipe is gone, so this goes to .run/stop.log"
+  fi
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${pids[@]}"; do
     for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done

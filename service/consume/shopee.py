@@ -11,6 +11,12 @@ between retrying and dead-lettering by `retriable` alone:
 
 error_sign is treated as transient: it means our key or clock is wrong, which an operator
 fixes; until then the records wait uncommitted instead of being dead-lettered en masse.
+
+Pooled connections: a server may close an idle keep-alive connection just as a request
+goes out on it ("Server disconnected without sending a response"). A GET that meets such
+a closed connection is sent once more at once, on a fresh connection, without counting
+as a retry: nothing reached Shopee. Idle connections are dropped after
+KEEPALIVE_EXPIRY_SECONDS, well before servers close them (nginx: 75 s, Shopee's edge more).
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ from service.signing import api_sign
 ORDER_DETAIL_PATH = "/api/v2/order/get_order_detail"
 ACCESS_TOKEN_PATH = "/api/v2/auth/access_token/get"  # noqa: S105 - a URL path
 MAX_ORDER_SNS = 50
+KEEPALIVE_EXPIRY_SECONDS = 4.0
+#: what a peer's close of a pooled connection looks like while a request is sent on it
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 REFRESH_TOKEN_LIFETIME = dt.timedelta(days=30)
 
 _TRANSIENT_ERRORS = {"error_server", "error_network", "error_sign", "error_inner", "error_busy"}
@@ -132,7 +141,11 @@ class ShopeeClient:
             base_url=base_url.rstrip("/"),
             timeout=timeout_seconds,
             transport=transport,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+            ),
             headers={"User-Agent": "marketplace-webhook-gateway"},
         )
 
@@ -149,7 +162,14 @@ class ShopeeClient:
 
     async def _send(self, request: httpx.Request) -> tuple[httpx.Response, dict[str, Any] | None]:
         try:
-            response = await self._http.send(request)
+            try:
+                response = await self._http.send(request)
+            except _STALE_CONNECTION:
+                # Only a GET: a POST (the token refresh spends its refresh token) may have
+                # been processed, and resending it is the worker's decision, not ours.
+                if request.method != "GET":
+                    raise
+                response = await self._http.send(request)  # the dead connection left the pool
         except httpx.TimeoutException as exc:
             raise ShopeeTransient(f"timeout: {type(exc).__name__}", reason="shopee_timeout") from exc
         except httpx.TransportError as exc:

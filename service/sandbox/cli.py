@@ -15,6 +15,7 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import uvicorn
@@ -27,6 +28,16 @@ from service.sandbox.demo_shops import computed_shops, fetch_shops, insert_shops
 from service.sandbox.plan import SHOPEE_RETRY_DELAYS_SECONDS, PushConfig
 from service.sandbox.push import send_pushes
 from service.settings import Settings, load_settings
+
+# Like real HTTP servers (nginx keeps idle connections 75 s), and longer than the Shopee
+# client keeps them (KEEPALIVE_EXPIRY_SECONDS): otherwise the server's close races the
+# client's reuse of a pooled connection and costs a spurious shopee_network retry.
+SERVER_OPTIONS: dict[str, Any] = {
+    "log_config": None,
+    "access_log": False,
+    "lifespan": "off",
+    "timeout_keep_alive": 75,
+}
 
 
 def _partner(args: argparse.Namespace, settings: Settings) -> tuple[int, str]:
@@ -120,7 +131,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
     )
     app = create_sandbox_app(config)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="off")
+    uvicorn.run(app, host=args.host, port=args.port, **SERVER_OPTIONS)
     return 0
 
 
