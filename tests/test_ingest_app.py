@@ -195,3 +195,11 @@ def test_missing_callback_url_is_a_config_error(sink: FakeSink) -> None:
 
     with pytest.raises(ConfigError, match="SHOPEE_CALLBACK_URL"):
         create_app(Settings(shopee_push_key=PUSH_KEY), sink, load_pipeline(["transforms.shopee:normalise"]))
+
+
+def test_the_outbox_gauges_are_served_on_the_apps_metrics() -> None:
+    from service.ingest.server import build_app
+
+    app = build_app(make_settings(database_url="postgresql://gateway@127.0.0.1:1/unused"))
+    app.state.sink.metrics.outbox_depth.set(7)
+    assert "gateway_outbox_depth 7.0" in TestClient(app).get("/metrics").text  # no lifespan: no database needed
