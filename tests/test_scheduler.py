@@ -7,7 +7,7 @@ from service.consume.scheduler import Scheduler
 from service.consume.throttle import ShopThrottle
 from service.records import OrderRecord
 from service.types import Partition
-from tests.consume_helpers import FakeClock
+from tests.fakes import FakeClock
 
 TP0: Partition = ("orders", 0)
 TP1: Partition = ("orders", 1)

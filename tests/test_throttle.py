@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from service.consume.throttle import ShopThrottle
-from tests.consume_helpers import FakeClock
+from tests.fakes import FakeClock
 
 
 def max_in_any_window(times: list[float], window: float) -> int:
