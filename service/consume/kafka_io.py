@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from service.consume.metrics import ConsumerMetrics
@@ -28,6 +29,24 @@ POLL_SECONDS = 0.2
 MAX_RECORDS_PER_POLL = 2000
 
 Fetched = dict[TopicPartition, list[Any]]
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hands partition changes to the loop's owner as (topic, partition) pairs."""
+
+    def __init__(
+        self,
+        on_assigned: Callable[[set[Partition]], None],
+        on_revoked: Callable[[set[Partition]], Awaitable[None]],
+    ) -> None:
+        self._assigned = on_assigned
+        self._revoked = on_revoked
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._revoked({(tp.topic, tp.partition) for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._assigned({(tp.topic, tp.partition) for tp in assigned})
 
 
 class Fetcher:

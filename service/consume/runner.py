@@ -16,14 +16,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from service.consume.batcher import Batcher, Item
 from service.consume.deadletters import DeadLetterSink
 from service.consume.inflight import InFlight, WorkerCrashed, finish_or_abandon
-from service.consume.kafka_io import POLL_SECONDS, Fetched, Fetcher, commit
+from service.consume.kafka_io import POLL_SECONDS, Fetched, Fetcher, Rebalance, commit
 from service.consume.metrics import ConsumerMetrics
 from service.consume.offsets import OffsetTracker
 from service.consume.scheduler import Scheduler
@@ -37,17 +38,6 @@ log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL_SECONDS = 0.5
 TIDY_INTERVAL_SECONDS = 60.0
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: Consumer) -> None:
-        self._owner = owner
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._owner.on_revoked({(tp.topic, tp.partition) for tp in revoked})
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._owner.on_assigned({(tp.topic, tp.partition) for tp in assigned})
 
 
 class Consumer:
@@ -64,11 +54,13 @@ class Consumer:
         throttle: ShopThrottle | None = None,
         clock: Clock = time.monotonic,
         kafka_options: dict[str, Any] | None = None,
+        kafka_factory: Callable[..., AIOKafkaConsumer] = AIOKafkaConsumer,
     ) -> None:
         self._settings = settings
         self._clock = clock
         self._metrics = metrics
         self._kafka_options = kafka_options if kafka_options is not None else settings.kafka_client_options()
+        self._kafka_factory = kafka_factory
         self._throttle = throttle or ShopThrottle(settings.shop_rate_limit_per_minute, window_seconds=60, clock=clock)
         self._worker = Worker(
             settings, shopee=shopee, store=store, dead_letters=dead_letters, throttle=self._throttle, metrics=metrics
@@ -85,14 +77,14 @@ class Consumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then shut down gracefully (bounded)."""
         s = self._settings
-        kafka = AIOKafkaConsumer(
+        kafka = self._kafka_factory(
             **self._kafka_options,
             group_id=s.kafka_consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=max(300_000, int(s.shutdown_grace_seconds * 4000)),
         )
-        kafka.subscribe([s.kafka_topic_marketplace_orders], listener=_Listener(self))
+        kafka.subscribe([s.kafka_topic_marketplace_orders], listener=Rebalance(self.on_assigned, self.on_revoked))
         await kafka.start()
         self._kafka = kafka
         log.info("consumer started", extra={"topic": s.kafka_topic_marketplace_orders, "group": s.kafka_consumer_group})
