@@ -1,9 +1,10 @@
 """One batch, start to finish: credentials -> Shopee -> store, or dead letters.
 
 The choice between retrying and dead-lettering is made by `error.retriable` alone.
-Retriable failures are retried here with exponential backoff and jitter; when they
-outlast the retry budget the batch is handed back (`BatchResult.retry_in`) and its
-records stay uncommitted: waiting never loses an order, a dead letter needs a replay.
+Retriable failures are retried through one RetryPolicy (retry.py: capped attempts,
+backoff with jitter); when they outlast it the batch is handed back
+(`BatchResult.retry_in`) and its records stay uncommitted: waiting never loses an
+order, a dead letter needs a replay.
 Permanent failures dead-letter each original record, with the reason, so `replay` can
 re-publish every one of them.
 """
@@ -18,7 +19,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from service.consume.batcher import Batch, Item
 from service.consume.deadletters import DeadLetterSink
@@ -32,7 +33,6 @@ from service.settings import Settings
 from service.types import Credentials, OrderRow, Refresher, TokenPair
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class ShopeeAPI(Protocol):
