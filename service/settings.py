@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=25.0, gt=0)
     consumer_metrics_port: int = Field(default=9100, ge=0, le=65535)
     consumer_max_pending_records: int = Field(default=200_000, ge=1)
+    kafka_startup_wait_seconds: float = Field(default=120.0, ge=0)
 
     # Ingest
     ingest_max_body_bytes: int = Field(default=1_048_576, ge=1)

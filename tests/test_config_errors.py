@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.commands import command_env, run_command
-from tests.conftest import free_port
+from tests.commands import Running, command_env, run_command
+from tests.conftest import PrivateBroker, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGMAP = yaml.safe_load((ROOT / "k8s/configmap.yaml").read_text())["data"]
@@ -74,10 +74,45 @@ def test_consume_with_the_database_unreachable_is_one_line_and_exit_3() -> None:
 @pytest.mark.integration
 def test_consume_with_kafka_unreachable_exits_3_without_a_raw_traceback(database_url: str) -> None:
     port = free_port()
-    done = run_command(["consume"], command_env(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}"))
+    env = command_env(
+        DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}", KAFKA_STARTUP_WAIT_SECONDS="0"
+    )
+    done = run_command(["consume"], env)
     assert done.code == 3
     assert f"unavailable: kafka at 127.0.0.1:{port} is unreachable" in done.lines[-1]
     assert "Traceback" not in done.stderr
     assert "Unclosed" not in done.stderr
     # everything else on stderr is a JSON log line
     assert all(line.startswith("{") for line in done.lines[:-1]), done.stderr
+
+
+@pytest.mark.integration
+async def test_consume_waits_for_a_broker_that_comes_up_after_it(
+    private_broker: PrivateBroker, database_url: str
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from service.migrate import migrate
+
+    await migrate(database_url)
+    admin = AIOKafkaAdminClient(bootstrap_servers=private_broker.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic("orders", 1, 1), NewTopic("orders.dlq", 1, 1)])
+    finally:
+        await admin.close()
+    private_broker.stop()
+    env = command_env(
+        DATABASE_URL=database_url,
+        KAFKA_BOOTSTRAP_SERVERS=private_broker.bootstrap,
+        KAFKA_TOPIC_MARKETPLACE_ORDERS="orders",
+        KAFKA_TOPIC_DEAD_LETTER="orders.dlq",
+    )
+    proc = Running(["consume"], env)
+    try:
+        proc.wait_for_output('"msg":"kafka unavailable"')
+        private_broker.start(keep_data=True)
+        proc.wait_for_output("partitions assigned")
+        assert '"msg":"kafka is back"' in proc.output()
+    finally:
+        proc.close()

@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import threading
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
@@ -32,12 +33,13 @@ from service.consume.store import Store
 from service.consume.throttle import ShopThrottle
 from service.deps import database_address, describe, reaching
 from service.errors import DependencyUnavailable, StoreError
-from service.logs import setup_logging
+from service.logs import Outage, setup_logging
 from service.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 CLEANUP_SECONDS = 10.0
+STARTUP_RETRY_SECONDS = 2.0
 EXIT_STUCK = 1
 
 
@@ -145,10 +147,10 @@ async def _consume(
                     max_connections=settings.max_concurrency * 2,
                 )
             )
-            producer = dead_letter_producer(kafka_options)
+            producer = await _started_producer(settings, kafka_options, stop)
+            if producer is None:
+                return  # stopped while waiting for Kafka
             stack.push_async_callback(_stop_producer, producer)
-            async with reaching("kafka", settings.kafka_bootstrap_servers):
-                await producer.start()
             consumer = Consumer(
                 settings,
                 shopee=shopee,
@@ -162,6 +164,32 @@ async def _consume(
     finally:
         await server.stop()
     log.info("consumer process done")
+
+
+async def _started_producer(
+    settings: Settings, options: dict[str, Any], stop: asyncio.Event
+) -> AIOKafkaProducer | None:
+    """The dead-letter producer, started. Kafka unreachable at start-up is waited for up to
+    KAFKA_STARTUP_WAIT_SECONDS (a broker restarting with the consumer), then exit code 3."""
+    deadline = asyncio.get_running_loop().time() + settings.kafka_startup_wait_seconds
+    outage = Outage("kafka", log)
+    while True:
+        producer = dead_letter_producer(options)
+        try:
+            async with reaching("kafka", settings.kafka_bootstrap_servers):
+                await producer.start()
+        except DependencyUnavailable as exc:
+            await _stop_producer(producer)
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            outage.down(str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STARTUP_RETRY_SECONDS)
+            if stop.is_set():
+                return None
+            continue
+        outage.up()
+        return producer
 
 
 async def _stop_producer(producer: AIOKafkaProducer) -> None:
