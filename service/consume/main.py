@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import time
 
 from prometheus_client import CollectorRegistry
 
@@ -18,7 +19,7 @@ from service.consume.metrics import ConsumerMetrics, MetricsServer
 from service.consume.runner import Consumer
 from service.consume.shopee import ShopeeClient
 from service.consume.store import Store
-from service.consume.throttle import ShopThrottle
+from service.consume.throttle import Clock, ShopThrottle, Sleep
 from service.logs import setup_logging
 from service.settings import Settings, load_settings
 
@@ -46,8 +47,14 @@ async def consume(
     *,
     throttle: ShopThrottle | None = None,
     registry: CollectorRegistry | None = None,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
 ) -> None:
-    """Run the consumer until `stop` is set (or SIGTERM/SIGINT when no event is given)."""
+    """Run the consumer until `stop` is set (or SIGTERM/SIGINT when no event is given).
+
+    `clock` and `sleep` are the consumer's time (batch timeouts, throttle, retries); tests
+    pass a fake one to hold the per-minute limit through this wiring without waiting minutes.
+    """
     assert settings.database_url is not None
     assert settings.shopee_partner_id is not None
     assert settings.shopee_partner_key is not None
@@ -83,6 +90,8 @@ async def consume(
                     dead_letters=KafkaDeadLetters(producer, settings.kafka_topic_dead_letter),
                     metrics=metrics,
                     throttle=throttle,
+                    clock=clock,
+                    sleep=sleep,
                     kafka_options=kafka_options,
                 )
                 await consumer.run(stop)

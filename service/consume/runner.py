@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -74,6 +74,7 @@ class Consumer:
         metrics: ConsumerMetrics,
         throttle: ShopThrottle | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         kafka_options: dict[str, Any] | None = None,
     ) -> None:
         self._settings = settings
@@ -81,7 +82,9 @@ class Consumer:
         self._metrics = metrics
         self._dead_letters = dead_letters
         self._kafka_options = kafka_options if kafka_options is not None else settings.kafka_client_options()
-        self._throttle = throttle or ShopThrottle(settings.shop_rate_limit_per_minute, window_seconds=60, clock=clock)
+        self._throttle = throttle or ShopThrottle(
+            settings.shop_rate_limit_per_minute, window_seconds=60, clock=clock, sleep=sleep
+        )
         self._worker = Worker(
             settings,
             shopee=shopee,
@@ -89,6 +92,7 @@ class Consumer:
             dead_letters=dead_letters,
             throttle=self._throttle,
             metrics=metrics,
+            sleep=sleep,
         )
         self._batcher = Batcher(max_size=settings.batch_max_size, timeout_seconds=settings.batch_timeout_seconds)
         self._offsets = OffsetTracker()
