@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from service.signing import push_signature
+from tests.signer import push_authorization
 
 PUSH_KEY = "test_partner_key_do_not_use"
 CALLBACK_URL = "https://receiver.example.com/shopee/push"
@@ -42,7 +42,7 @@ def legacy_push(shop_id: str, order_sn: str, status: str = "READY_TO_SHIP", upda
 
 
 def signed_headers(body: bytes, key: str = PUSH_KEY, url: str = CALLBACK_URL) -> dict[str, str]:
-    return {"Authorization": push_signature(key.encode(), url, body), "Content-Type": "application/json"}
+    return {"Authorization": push_authorization(key, url, body), "Content-Type": "application/json"}
 
 
 def ingest_env(**extra: str) -> dict[str, str]:
