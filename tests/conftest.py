@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import socket
@@ -199,3 +200,29 @@ def sandbox() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For a test that calls setup_logging: the root handlers and logger levels are put back after it."""
+    root = logging.getLogger()
+    names = ("", "aiokafka", "httpx", "httpcore")
+    saved = root.handlers[:], {name: logging.getLogger(name).level for name in names}
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved[0]
+        for name, level in saved[1].items():
+            logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_ignore_the_environment(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Unit tests build Settings from what they pass in, not from the shell that runs them."""
+    if request.node.get_closest_marker("integration") is not None:
+        yield
+        return
+    from tests.fakes import environment_without_settings
+
+    with environment_without_settings():
+        yield

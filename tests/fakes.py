@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
 
 
 class FakeClock:
@@ -68,3 +72,15 @@ class FakeSink:
 
     def on(self, topic: str) -> list[tuple[bytes, bytes]]:
         return [(k, v) for t, k, v in self.sent if t == topic]
+
+
+@contextmanager
+def environment_without_settings() -> Iterator[None]:
+    """No variable Settings reads (nor SECRETS_DIR) in os.environ while inside: unit tests
+    build Settings from what they pass in, not from the shell that runs them."""
+    from service.settings import Settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [*Settings.model_fields, "SECRETS_DIR"]:
+            patch.delenv(name.upper(), raising=False)
+        yield
