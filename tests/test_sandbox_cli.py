@@ -17,6 +17,7 @@ from service.sandbox.client import public_query, shop_query
 from service.sandbox.config import LOST_PUSH_PATH, ORDER_DETAIL_PATH
 from service.sandbox.plan import Ledger
 from service.sandbox.tokens import initial_tokens
+from tests.fakes import environment_without_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +40,7 @@ def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     args = ["serve", "--port", str(port), "--partner-id", str(PARTNER), "--partner-key", KEY, "--shops", "2"]
     log = tmp_path_factory.mktemp("sandbox") / "stderr.log"
-    with log.open("wb") as stderr:
+    with log.open("wb") as stderr, environment_without_settings():
         proc = subprocess.Popen(sandbox_cmd(*args, "--seed", "1"), cwd=ROOT, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
