@@ -262,14 +262,17 @@ def order(shop_id: str, sn: str, *, status: str = "READY_TO_SHIP", update_time: 
     )
 
 
-async def produce(bootstrap: str, topic: str, records: list[OrderRecord], *, partition: int | None = None) -> None:
+async def produce(
+    bootstrap: str, topic: str, records: list[OrderRecord], *, partition: int | None = None
+) -> list[tuple[int, int]]:
+    """Send the records (acks=all) and return the (partition, offset) each one got."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         futures = [
             await producer.send(topic, value=r.encode(), key=r.key.encode(), partition=partition) for r in records
         ]
-        await asyncio.gather(*futures)
+        return [(meta.partition, meta.offset) for meta in await asyncio.gather(*futures)]
     finally:
         await producer.stop()
 

@@ -18,15 +18,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from service.migrate import migrate
-from service.sandbox.config import DEFAULT_PARTNER_ID, DEFAULT_PARTNER_KEY
+from service.sandbox.config import DEFAULT_PARTNER_ID, DEFAULT_PARTNER_KEY, ORDER_DETAIL_PATH
 from service.sandbox.demo_shops import fetch_shops, insert_shops
 from service.sandbox.plan import Ledger, PushConfig
 from service.sandbox.push import send_pushes
+from service.settings import DEFAULT_OPTIONAL_FIELDS
 from tests.conftest import free_port
+from tests.signer import api_signature
 
 CALLBACK_PATH = "/webhooks/shopee"
 
@@ -190,6 +193,32 @@ class Stack:
             response.raise_for_status()
             result: dict[str, Any] = response.json()
             return result
+
+    async def order_details(self, shop_id: int, order_sns: list[str]) -> dict[str, Any]:
+        """What the sandbox answers get_order_detail for these orders (with the shop's stored
+        token and the default optional fields), by order SN; signed with the tests' own signer."""
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            token = await conn.fetchval(
+                "SELECT access_token FROM merchant_shopee_config WHERE shop_id = $1", str(shop_id)
+            )
+        finally:
+            await conn.close()
+        stamp = int(time.time())
+        sign = api_signature(DEFAULT_PARTNER_KEY, DEFAULT_PARTNER_ID, ORDER_DETAIL_PATH, stamp, token, str(shop_id))
+        query = {
+            "partner_id": DEFAULT_PARTNER_ID,
+            "timestamp": stamp,
+            "access_token": token,
+            "shop_id": shop_id,
+            "sign": sign,
+            "order_sn_list": ",".join(order_sns),
+            "response_optional_fields": DEFAULT_OPTIONAL_FIELDS,
+        }
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(self.sandbox_url + ORDER_DETAIL_PATH, params=query)
+        response.raise_for_status()
+        return {d["order_sn"]: d for d in response.json()["response"]["order_list"]}
 
     async def set_faults(self, **faults: float) -> None:
         async with httpx.AsyncClient(timeout=10) as client:
