@@ -24,7 +24,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.processes import ROOT, free_port
+
+__all__ = ["ROOT", "free_port"]  # imported from here by many tests
+
 NEEDS_SERVICES = "start them with `make test` (scripts/with-services.sh), which sets {var}"
 
 
@@ -33,12 +36,6 @@ def _require_env(var: str) -> str:
     if not value:
         pytest.fail(f"{var} is not set: integration tests need the real service; " + NEEDS_SERVICES.format(var=var))
     return value
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ from service.records import DeadLetter, OrderRecord
 from service.settings import Settings
 from tests.conftest import TopicFactory, free_port, read_topic
 from tests.fakes import FakeClock
+from tests.processes import child_env
 
 __all__ = ["FakeClock"]  # re-exported for the tests that import it from here
 
@@ -225,14 +225,11 @@ async def fresh_settings(
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes `python -m service consume` load `settings`."""
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    values = {}
     for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[name.upper()] = str(value)
-    return env
+        if value is not None:
+            values[name.upper()] = str(value.get_secret_value() if isinstance(value, SecretStr) else value)
+    return child_env(**values)
 
 
 @asynccontextmanager

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 
 from service.settings import Settings
-from tests.conftest import ROOT
 from tests.consume_helpers import (
     SandboxServer,
     committed_offsets,
@@ -26,53 +20,34 @@ from tests.consume_helpers import (
     settings_env,
     wait_for_rows,
 )
+from tests.processes import Process, service_argv
 
 pytestmark = pytest.mark.integration
 
 
-class Process:
-    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
-        self.proc = proc
-        self.log = log
-
-    def log_lines(self, text: str) -> int:
-        return self.log.read_text().count(text) if self.log.exists() else 0
-
-    def owns_one_partition(self) -> bool:
-        """The replica's latest assignment (from its JSON log) is exactly one partition."""
-        if not self.log.exists():
-            return False
-        latest: list[str] | None = None
-        for line in self.log.read_text().splitlines():
-            if '"partitions assigned"' in line:
-                latest = orjson.loads(line)["partitions"]
-            elif '"partitions revoked"' in line:
-                latest = None
-        return latest is not None and len(latest) == 1
+def owns_one_partition(process: Process) -> bool:
+    """The replica's latest assignment (from its JSON log) is exactly one partition."""
+    latest: list[str] | None = None
+    for line in process.output().splitlines():
+        if '"partitions assigned"' in line:
+            latest = orjson.loads(line)["partitions"]
+        elif '"partitions revoked"' in line:
+            latest = None
+    return latest is not None and len(latest) == 1
 
 
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Callable[[Settings], Process]]:
+def processes() -> Iterator[Callable[[Settings], Process]]:
     started: list[Process] = []
 
     def start(settings: Settings) -> Process:
-        log = tmp_path / f"consumer-{len(started)}.log"
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "service", "consume"],
-                cwd=ROOT,
-                env=settings_env(settings),
-                stdout=subprocess.DEVNULL,
-                stderr=sink,
-            )
-        started.append(Process(proc, log))
+        started.append(Process(f"consumer-{len(started)}", service_argv("consume"), settings_env(settings)))
         return started[-1]
 
     yield start
     for p in started:
-        if p.proc.poll() is None:
-            p.proc.kill()
-        p.proc.wait(timeout=10)
+        p.kill()
+        p.stop()
 
 
 async def _until_async(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
@@ -114,8 +89,7 @@ async def test_consumer_killed_mid_run_and_restarted_persists_every_record_once(
 
     first = processes(settings)
     await wait_for_rows(database_url, 20, within=60)
-    os.kill(first.proc.pid, signal.SIGKILL)
-    first.proc.wait(timeout=10)
+    first.kill()
     calls_before_kill = len(sandbox.calls)
     committed = await committed_offsets(
         kafka_bootstrap, settings.kafka_consumer_group, settings.kafka_topic_marketplace_orders
@@ -129,16 +103,15 @@ async def test_consumer_killed_mid_run_and_restarted_persists_every_record_once(
     second = processes(settings)
     records = before + after
     rows = await wait_for_rows(database_url, len(records), within=90)
-    assert second.proc.poll() is None
+    assert second.alive()
     assert sorted((r["shop_id"], r["order_sn"]) for r in rows) == sorted((r.shop_id, r.order_sn) for r in records)
     # once: the restarted process resumes at the committed offsets; what the first one
     # committed is never asked of Shopee again (only uncommitted work is redone)
     asked_again = {sn for c in sandbox.calls[calls_before_kill:] for sn in c.order_sns} & done
     assert done and not asked_again, f"{len(done)} committed before the kill, asked again: {sorted(asked_again)[:5]}"
 
-    second.proc.send_signal(signal.SIGTERM)
-    assert await asyncio.to_thread(second.proc.wait, 30) == 0
-    assert second.log_lines("consumer stopped") == 1
+    assert await asyncio.to_thread(second.stop) == 0
+    assert second.output().count("consumer stopped") == 1
 
 
 async def test_two_processes_refreshing_the_same_shop_at_once_keep_it_working(
@@ -156,7 +129,7 @@ async def test_two_processes_refreshing_the_same_shop_at_once_keep_it_working(
     first = processes(settings)
     second = processes(settings)
     await _until(
-        lambda: first.owns_one_partition() and second.owns_one_partition(),
+        lambda: owns_one_partition(first) and owns_one_partition(second),
         within=90,
         what="both replicas to own one partition each",
     )
@@ -168,7 +141,7 @@ async def test_two_processes_refreshing_the_same_shop_at_once_keep_it_working(
             partition=partition,
         )
     await wait_for_rows(database_url, 20, within=30)
-    assert first.proc.poll() is None and second.proc.poll() is None
+    assert first.alive() and second.alive()
     assert len(sandbox.refresh_calls()) == 1
     stored = await fetch_rows(database_url, "SELECT access_token, refresh_token FROM merchant_shopee_config")
     current = sandbox.state.tokens.current(9001)

@@ -27,9 +27,10 @@ import pytest
 from service.ingest.outbox import RELAY_BATCH
 from service.sandbox.plan import Ledger
 from tests.conftest import PrivateBroker, read_topic
-from tests.e2e import CALLBACK_PATH, Proc, Stack
+from tests.e2e import CALLBACK_PATH, Stack
 from tests.ledger import check_ledger
 from tests.percentile import percentile
+from tests.processes import Process
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
@@ -332,7 +333,7 @@ async def test_second_consumer_joining_and_leaving_while_batches_are_pending_los
     log.info(f"rebalance: {report.rows} rows; consumer1 revoked partitions {revoked} time(s)")
 
 
-async def _logged(proc: Proc, text: str) -> bool:
+async def _logged(proc: Process, text: str) -> bool:
     return text in proc.output()
 
 
