@@ -31,18 +31,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.ceiling import ceiling, read_rows
-from bench.profile import Spy, cpu_seconds, hot_spots_markdown, stamp
-from bench.report import Row, fail, judged, machine, mib, num, report, say
-from bench.setup import (
-    consumer_env,
-    create_topics,
-    fresh_database,
-    migrate,
-    postgres_version,
-    require_env,
-    start_sandbox,
-    topic_records,
-)
+from bench.profile import Spy, cpu_seconds
+from bench.report import Row, fail, judged, mib, num, report, say, target_missed
+from bench.setup import consumer_env, create_topics, fresh_database, migrate, prepare, start_sandbox, topic_records
 from service.records import OrderRecord
 from tests.processes import Process, free_port, service_argv
 
@@ -240,10 +231,7 @@ records (every shop a partial batch, BATCH_TIMEOUT_SECONDS=600) read by a fresh 
 until all are pending, then VmHWM. Sandbox calls during the drain:
 {orjson.dumps(d.calls).decode() if d.calls is not None else "n/a"}.
 """
-    if ratio < RATIO_TARGET:
-        text += f"\n**Target missed**: consumer/ceiling = {ratio:.2f} < {RATIO_TARGET}. Where consume's time goes:\n\n"
-        text += hot_spots_markdown(d.profile) + "\n"
-    return text
+    return text + target_missed("consumer/ceiling", ratio, RATIO_TARGET, "consume", d.profile)
 
 
 def options() -> argparse.Namespace:
@@ -264,26 +252,19 @@ def options() -> argparse.Namespace:
 
 def main() -> int:
     args = options()
-    bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
-    admin_url = require_env("TEST_DATABASE_URL")
-    info = machine(postgres=asyncio.run(postgres_version(admin_url)))
-    run_id = stamp()
-    topic = f"bench.consumer.{run_id}"
-    asyncio.run(create_topics(bootstrap, [topic, topic + ".dlq"], PARTITIONS))
-    db_url = asyncio.run(fresh_database(admin_url, f"bench_consumer_{run_id}"))
-    migrate(db_url)
-    d = drain(args, bootstrap, db_url, topic)
-    rows = asyncio.run(read_rows(db_url))
-    ceiling_url = asyncio.run(fresh_database(admin_url, f"bench_ceiling_{run_id}"))
+    run = prepare("consumer", PARTITIONS)
+    d = drain(args, run.bootstrap, run.db_url, run.topic)
+    rows = asyncio.run(read_rows(run.db_url))
+    ceiling_url = asyncio.run(fresh_database(run.admin_url, f"bench_ceiling_{run.run_id}"))
     migrate(ceiling_url)
     seconds = asyncio.run(ceiling(ceiling_url, rows, BATCH, CONCURRENCY))
     ceiling_rate = len(rows) / seconds
     say(f"  ceiling: {len(rows):,} rows upserted in {seconds:.1f} s ({ceiling_rate:,.0f} orders/s)")
-    mem = memory_run(args, bootstrap, admin_url, run_id) if not args.skip_memory else None
+    mem = memory_run(args, run.bootstrap, run.admin_url, run.run_id) if not args.skip_memory else None
     table = judge(d, len(rows), ceiling_rate, seconds, mem, args.shops)
     text = method(args, d, len(rows), d.rate / ceiling_rate if ceiling_rate else 0.0)
     title = "bench-consumer (baseline: the same rows upserted straight into Postgres, batches of 50)"
-    report("consumer", "Consumer", title, table, text, info, d.profile, args.no_write)
+    report("consumer", "Consumer", title, table, text, run.info, d.profile, args.no_write)
     return 0
 
 

@@ -24,19 +24,8 @@ import httpx
 import uvloop
 
 from bench.ingest import CALLBACK_URL, PUSH_KEY
-from bench.profile import stamp
-from bench.report import Row, fail, judged, machine, mib, ms, num, report, say
-from bench.setup import (
-    consumer_env,
-    create_topics,
-    fresh_database,
-    kafka_env,
-    migrate,
-    postgres_version,
-    require_env,
-    serve_argv,
-    start_sandbox,
-)
+from bench.report import Row, fail, judged, mib, ms, num, report, say
+from bench.setup import consumer_env, kafka_env, prepare, serve_argv, start_sandbox
 from tests.percentile import percentile
 from tests.processes import Process, child_env, free_port, service_argv
 from tests.pushes import real_push, signed_headers
@@ -257,25 +246,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.shops * BATCH > 200_000 or args.shops * BATCH / args.rate > 300:
         fail("at most 200,000 pushes and 300 s of sending per run")
-    bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
-    admin_url = require_env("TEST_DATABASE_URL")
-    info = machine(postgres=asyncio.run(postgres_version(admin_url)))
-    run_id = stamp()
-    topic = f"bench.e2e.{run_id}"
-    asyncio.run(create_topics(bootstrap, [topic, topic + ".dlq"], PARTITIONS))
-    db_url = asyncio.run(fresh_database(admin_url, f"bench_e2e_{run_id}"))
-    migrate(db_url)
-    outcome = run(args, bootstrap, db_url, topic)
-    report(
-        "e2e",
-        "End to end",
-        "bench-e2e",
-        judge(outcome, args.shops),
-        method(args, info, outcome),
-        info,
-        None,
-        args.no_write,
-    )
+    run_ = prepare("e2e", PARTITIONS)
+    outcome = run(args, run_.bootstrap, run_.db_url, run_.topic)
+    text = method(args, run_.info, outcome)
+    report("e2e", "End to end", "bench-e2e", judge(outcome, args.shops), text, run_.info, None, args.no_write)
     return 0
 
 

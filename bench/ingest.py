@@ -24,8 +24,8 @@ from pathlib import Path
 
 import orjson
 
-from bench.profile import Spy, cpu_seconds, hot_spots_markdown, stamp
-from bench.report import Row, fail, judged, machine, mib, ms, num, report, say, versus
+from bench.profile import Spy, cpu_seconds, stamp
+from bench.report import Row, fail, judged, machine, mib, ms, num, report, say, target_missed, versus
 from bench.setup import create_topics, kafka_env, require_env, serve_argv, topic_records
 from tests.processes import ROOT, Process, child_env, free_port, service_argv
 from tests.pushes import real_push
@@ -241,10 +241,7 @@ its answers. wrk totals: ingest {ing.saturated.requests:,} answers in {ing.satur
 ({_statuses(ing.saturated)}), bare {bare.saturated.requests:,} in {bare.saturated.seconds:.1f} s
 ({_statuses(bare.saturated)}).
 """
-    if ratio < RATIO_TARGET:
-        text += f"\n**Target missed**: ingest/bare = {ratio:.2f} < {RATIO_TARGET}. Where serve's time goes:\n\n"
-        text += hot_spots_markdown(ing.profile) + "\n"
-    return text
+    return text + target_missed("ingest/bare", ratio, RATIO_TARGET, "serve", ing.profile)
 
 
 def options() -> argparse.Namespace:

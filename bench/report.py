@@ -222,3 +222,13 @@ def report(
     body = f"## {heading} (`make bench-{name}`)\n\n{run}.\n\n{method.strip()}\n\n{render_table(rows)}\n"
     path = write_section(name, body, info)
     say(f"wrote the {name} section of {path.relative_to(ROOT)}")
+
+
+def target_missed(what: str, ratio: float, target: float, process: str, profile: Path | None) -> str:
+    """The paragraph a section gets when `ratio` is under `target`: where the time went."""
+    if ratio >= target:
+        return ""
+    from bench.profile import hot_spots_markdown
+
+    head = f"\n**Target missed**: {what} = {ratio:.2f} < {target}. Where {process}'s time goes:\n\n"
+    return head + hot_spots_markdown(profile) + "\n"

@@ -8,6 +8,7 @@ import os
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from bench.report import fail
@@ -121,6 +122,32 @@ async def postgres_version(url: str) -> str:
 
 def migrate(db_url: str) -> None:
     run_checked(service_argv("migrate"), child_env(DATABASE_URL=db_url))
+
+
+@dataclass(frozen=True)
+class Run:
+    """A benchmark run's own topic (and dead-letter topic), migrated database and machine."""
+
+    bootstrap: str
+    admin_url: str
+    run_id: str
+    topic: str
+    db_url: str
+    info: dict[str, str]
+
+
+def prepare(name: str, partitions: int) -> Run:
+    from bench.profile import stamp
+    from bench.report import machine
+
+    bootstrap, admin_url = require_env("KAFKA_BOOTSTRAP_SERVERS"), require_env("TEST_DATABASE_URL")
+    info = machine(postgres=asyncio.run(postgres_version(admin_url)))
+    run_id = stamp()
+    topic = f"bench.{name}.{run_id}"
+    asyncio.run(create_topics(bootstrap, [topic, topic + ".dlq"], partitions))
+    db_url = asyncio.run(fresh_database(admin_url, f"bench_{name}_{run_id}"))
+    migrate(db_url)
+    return Run(bootstrap, admin_url, run_id, topic, db_url, info)
 
 
 # -- the sandbox Shopee ------------------------------------------------------------------

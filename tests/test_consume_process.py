@@ -21,6 +21,7 @@ from tests.consume_helpers import (
     wait_for_rows,
 )
 from tests.processes import Process, service_argv
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -48,24 +49,6 @@ def processes() -> Iterator[Callable[[Settings], Process]]:
     for p in started:
         p.kill()
         p.stop()
-
-
-async def _until_async(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-async def _until(condition: Callable[[], bool], within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def test_consumer_killed_mid_run_and_restarted_persists_every_record_once(
@@ -128,7 +111,7 @@ async def test_two_processes_refreshing_the_same_shop_at_once_keep_it_working(
     # the same shop on both partitions, so both replicas hold a batch of it and both want a refresh
     first = processes(settings)
     second = processes(settings)
-    await _until(
+    await until(
         lambda: owns_one_partition(first) and owns_one_partition(second),
         within=90,
         what="both replicas to own one partition each",

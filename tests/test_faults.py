@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,6 +31,7 @@ from tests.e2e import CALLBACK_PATH, Stack
 from tests.ledger import check_ledger
 from tests.percentile import percentile
 from tests.processes import Process
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
@@ -84,16 +85,6 @@ def assert_all_acknowledged_first_time(ledger: Ledger) -> None:
 
 def merged(*ledgers: Ledger) -> Ledger:
     return Ledger(entries=[e for ledger in ledgers for e in ledger.entries])
-
-
-async def until(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
-    """Seconds until `condition()` holds; fails after `within`."""
-    started = time.monotonic()
-    while not await condition():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 async def scalar(database_url: str, query: str) -> int:

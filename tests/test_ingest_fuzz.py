@@ -25,9 +25,9 @@ from service.ingest.metrics import IngestMetrics
 from service.records import DeadLetter
 from service.settings import DEFAULT_TRANSFORMS
 from tests.conftest import TopicFactory, free_port, read_topic
-from tests.fakes import environment_without_settings
+from tests.fakes import FakeSink, environment_without_settings
 from tests.pushes import ingest_env, ingest_server, signed_headers
-from tests.test_ingest_app import DLQ, ORDERS, FakeSink, make_settings
+from tests.test_ingest_app import DLQ, ORDERS, make_settings
 from transforms import load_pipeline
 
 LIMIT = 4096  # a small body limit, so that 413 is reached by generated bodies too

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import asyncpg
 import httpx
@@ -14,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from service.migrate import migrate
 from tests.conftest import PrivateBroker, free_port, read_topic
 from tests.pushes import ingest_env, ingest_server, real_push, signed_headers
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -46,15 +46,6 @@ async def outbox_depth(database_url: str) -> int:
         await conn.close()
 
 
-async def wait_for(predicate: object, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await predicate():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(0.3)
-    return False
-
-
 async def test_kafka_outage_is_answered_2xx_from_the_outbox_and_relayed_later(
     private_broker: PrivateBroker, database_url: str
 ) -> None:
@@ -82,7 +73,7 @@ async def test_kafka_outage_is_answered_2xx_from_the_outbox_and_relayed_later(
             async def drained() -> bool:
                 return await outbox_depth(database_url) == 0
 
-            assert await wait_for(drained, 60), "the relay did not drain the outbox"
+            await until(drained, 60, "the relay to drain the outbox")
             assert "gateway_outbox_relayed_total 40.0" in (await client.get("/metrics")).text
     records = await read_topic(private_broker.bootstrap, "orders", expect=len(sns) + 1)
     got = [orjson.loads(r.value)["order_sn"] for r in records]
