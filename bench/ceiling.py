@@ -11,7 +11,8 @@ import time
 import asyncpg
 import orjson
 
-from service.consume.store import OrderRow, Store
+from service.consume.store import Store
+from service.types import OrderRow
 
 
 async def read_rows(db_url: str) -> list[OrderRow]:

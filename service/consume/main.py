@@ -15,13 +15,15 @@ import time
 from prometheus_client import CollectorRegistry
 
 from service.consume.deadletters import KafkaDeadLetters, dead_letter_producer
-from service.consume.metrics import ConsumerMetrics, MetricsServer
+from service.consume.metrics import ConsumerMetrics
+from service.consume.metrics_server import MetricsServer
 from service.consume.runner import Consumer
 from service.consume.shopee import ShopeeClient
 from service.consume.store import Store
-from service.consume.throttle import Clock, ShopThrottle, Sleep
+from service.consume.throttle import ShopThrottle
 from service.logs import setup_logging
 from service.settings import Settings, load_settings
+from service.types import Clock, Sleep
 
 log = logging.getLogger(__name__)
 
