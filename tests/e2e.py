@@ -47,7 +47,7 @@ class Stack:
         self.procs: list[Process] = []
 
     def env(self, **extra: str) -> dict[str, str]:
-        return child_env(
+        defaults = dict(
             KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
             KAFKA_TOPIC_MARKETPLACE_ORDERS=self.topic,
             KAFKA_TOPIC_DEAD_LETTER=self.dlq,
@@ -63,9 +63,8 @@ class Stack:
             SHUTDOWN_GRACE_SECONDS="5",
             CONSUMER_METRICS_PORT="0",
             OUTBOX_RELAY_INTERVAL_SECONDS="0.2",
-            **self.settings,
-            **extra,
         )
+        return child_env(**{**defaults, **self.settings, **extra})
 
     async def start(self) -> Stack:
         await migrate(self.database_url)

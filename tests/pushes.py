@@ -50,7 +50,7 @@ def signed_headers(body: bytes, key: str = PUSH_KEY, url: str = CALLBACK_URL) ->
 
 
 def ingest_env(**extra: str) -> dict[str, str]:
-    return child_env(SHOPEE_PUSH_KEY=PUSH_KEY, SHOPEE_CALLBACK_URL=CALLBACK_URL, **extra)
+    return child_env(**{"SHOPEE_PUSH_KEY": PUSH_KEY, "SHOPEE_CALLBACK_URL": CALLBACK_URL, **extra})
 
 
 @contextmanager

@@ -71,12 +71,16 @@ async def test_consumer_killed_mid_run_and_restarted_persists_every_record_once(
     )
 
     first = processes(settings)
-    await wait_for_rows(database_url, 20, within=60)
+    group, topic = settings.kafka_consumer_group, settings.kafka_topic_marketplace_orders
+
+    async def some_committed() -> bool:
+        return sum((await committed_offsets(kafka_bootstrap, group, topic)).values()) >= 10
+
+    # killed once some work is committed (by construction, not by a slow machine)
+    await until(some_committed, within=60, what="the first process to commit some offsets")
     first.kill()
     calls_before_kill = len(sandbox.calls)
-    committed = await committed_offsets(
-        kafka_bootstrap, settings.kafka_consumer_group, settings.kafka_topic_marketplace_orders
-    )
+    committed = await committed_offsets(kafka_bootstrap, group, topic)
     done = {r.order_sn for (partition, offset), r in placed.items() if offset < committed.get(partition, 0)}
     # the rest is produced after the kill: the run is unfinished when it lands, by construction
     after = [order(shop, f"{shop}-K{i:02d}") for i in range(15, 30) for shop in shops]
