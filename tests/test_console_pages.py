@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -158,7 +159,7 @@ async def test_replay_shows_the_dry_run_count_then_replays_each_letter_once(
         job_url = done.headers["location"]
         deadline = time.monotonic() + 60
         while "done" not in client.get(job_url).text and time.monotonic() < deadline:
-            time.sleep(0.2)
+            await asyncio.sleep(0.2)
         assert "3 of 3 replayed" in client.get(job_url).text
 
         again = client.post("/dead-letters/replay", data={**form, "confirm": "yes"})  # the second click
