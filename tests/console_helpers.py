@@ -55,3 +55,13 @@ async def put_letters(bootstrap: str, topic: str, letters: list[DeadLetter]) -> 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def wait_for_job(client: TestClient | httpx.Client, url: str, within: float = 60) -> str:
+    """The job page once the replay job is no longer running (polls, up to `within` s)."""
+    deadline = time.monotonic() + within
+    while True:
+        page = client.get(url).text
+        if ">running<" not in page or time.monotonic() > deadline:
+            return page
+        time.sleep(0.2)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
@@ -17,7 +15,17 @@ from service.migrate import migrate
 from service.records import DeadLetter
 from service.settings import Settings
 from tests.conftest import read_topic
-from tests.console_helpers import PASSWORD, SECRET_KEY, USER, console_settings, csrf_of, now_ms, put_letters, sign_in
+from tests.console_helpers import (
+    PASSWORD,
+    SECRET_KEY,
+    USER,
+    console_settings,
+    csrf_of,
+    now_ms,
+    put_letters,
+    sign_in,
+    wait_for_job,
+)
 from tests.consume_helpers import fetch_rows, order, seed_shop
 
 pytestmark = pytest.mark.integration
@@ -156,11 +164,7 @@ async def test_replay_shows_the_dry_run_count_then_replays_each_letter_once(
 
         done = client.post("/dead-letters/replay", data={**form, "confirm": "yes"})
         assert done.status_code == 303
-        job_url = done.headers["location"]
-        deadline = time.monotonic() + 60
-        while "done" not in client.get(job_url).text and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        assert "3 of 3 replayed" in client.get(job_url).text
+        assert "3 of 3 replayed" in wait_for_job(client, done.headers["location"])
 
         again = client.post("/dead-letters/replay", data={**form, "confirm": "yes"})  # the second click
         assert "0 of 0 replayed" in client.get(again.headers["location"]).text
