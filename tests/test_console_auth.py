@@ -20,7 +20,7 @@ from service.errors import ConfigError
 from tests.conftest import ROOT
 from tests.console_helpers import PASSWORD, USER, console_settings
 
-OPEN_PATHS = {"/healthz", "/login"}
+OPEN_PATHS = {"/healthz", "/metrics", "/login"}
 SAMPLE_PARAMS = {"{partition:int}": "0", "{offset:int}": "0", "{job_id:int}": "1", "{shop_id}": "100001"}
 
 

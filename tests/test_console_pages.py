@@ -129,7 +129,7 @@ async def test_no_token_key_or_password_appears_on_any_page(
             "/orders?q=7002",
             "/audit",
         ]
-        pages = {p: client.get(p) for p in paths}
+        pages = {p: client.get(p) for p in [*paths, "/metrics"]}
     secrets = [ACCESS_TOKEN, REFRESH_TOKEN, PARTNER_KEY, PASSWORD, SECRET_KEY, "$argon2"]
     for path, page in pages.items():
         assert page.status_code == 200, path
@@ -137,6 +137,7 @@ async def test_no_token_key_or_password_appears_on_any_page(
             assert secret not in page.text, (path, secret)
         assert 'name="csrf_token" value=""' not in page.text, path  # every form carries its token
     assert "7002" in pages["/shops"].text  # the shop is listed, only its secrets are not
+    assert 'gateway_dead_letters_in_topic{reason="shop_unknown"} 1.0' in pages["/metrics"].text
 
 
 async def test_replay_shows_the_dry_run_count_then_replays_each_letter_once(

@@ -1,7 +1,7 @@
 """create_app(settings) -> the console's Starlette app: routes, lifespan, sign-in.
 
 The console is internal only (its own process and Service, never behind the ingest's
-Ingress). Nothing but /healthz, /login and the stylesheet is served anonymously.
+Ingress). Nothing but /healthz, /metrics, /login and the stylesheet is served anonymously.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import asyncpg
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -56,6 +57,15 @@ class SecurityHeaders:
 
 async def healthz(_: Request) -> Response:
     return PlainTextResponse("ok\n")
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus scrape (no sign-in, like the other services' /metrics; no secrets in it)."""
+    c = console(request)
+    assert c.kafka is not None and c.index is not None
+    c.metrics.update(await c.kafka.lag(), await c.index.refresh())
+    await c.metrics.update_recover(c.db)
+    return Response(generate_latest(c.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _safe_next(value: str | None) -> str:
@@ -112,6 +122,7 @@ async def not_signed_in(request: Request, _: Exception) -> Response:
 def routes() -> list[Route | Mount]:
     return [
         Route("/healthz", healthz),
+        Route("/metrics", metrics),
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),

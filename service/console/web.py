@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +23,7 @@ from service.console.actions import Replayer
 from service.console.auth import CSRF_FIELD, Auth
 from service.console.deadletters import DeadLetterIndex
 from service.console.health import KafkaStatus
+from service.console.metrics import ConsoleMetrics
 from service.settings import Settings
 
 HERE = Path(__file__).parent
@@ -45,6 +46,7 @@ class Console:
     kafka: KafkaStatus | None = None
     replayer: Replayer | None = None
     http: httpx.AsyncClient | None = None
+    metrics: ConsoleMetrics = field(default_factory=ConsoleMetrics)
 
     @property
     def db(self) -> asyncpg.Pool:
