@@ -122,7 +122,11 @@ def test_the_dashboard_names_only_metrics_the_services_export() -> None:
     assert len(named) >= 20, named
     assert named - exported == set()
     # it covers each service: ingest, consumer, and the console's Kafka/Postgres view
-    assert {"gateway_ingest_requests_total", "consumer_end_to_end_seconds_bucket", "gateway_consumer_group_lag"} <= named
+    assert {
+        "gateway_ingest_requests_total",
+        "consumer_end_to_end_seconds_bucket",
+        "gateway_consumer_group_lag",
+    } <= named
 
 
 def test_the_alerts_name_only_metrics_the_services_export() -> None:
