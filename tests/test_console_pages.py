@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
+import asyncpg
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from service.console.actions import Replayer
 from service.console.app import create_app
 from service.migrate import migrate
 from service.records import DeadLetter
@@ -181,3 +184,44 @@ async def test_replay_shows_the_dry_run_count_then_replays_each_letter_once(
     assert [(r["actor"], r["count"]) for r in audit] == [(USER, 3), (USER, 0)]
     assert orjson.loads(audit[0]["filter"]) == {"scope": "all", "shop_id": "7003"}
     assert base64.b64decode(raw.raw_body_b64 or "") == b"{nope"
+
+
+async def test_two_replays_of_the_same_letters_at_once_claim_each_letter_once(database_url: str) -> None:
+    await migrate(database_url)
+    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
+    try:
+        replayer = Replayer(console_settings(database_url=database_url), pool, "dlq.claims")
+        positions = [(0, offset) for offset in range(200)]
+        first, second = await asyncio.gather(replayer.claim(positions, "alice"), replayer.claim(positions, "bob"))
+        assert sorted(first + second) == positions
+        assert await replayer.claim(positions[:5], "carol") == []
+    finally:
+        await pool.close()
+
+
+async def test_the_overview_shows_the_last_recover_runs_once_that_table_exists(
+    kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str
+) -> None:
+    settings = await setup(kafka_bootstrap, new_topic, database_url)
+    with signed_in(settings) as client:
+        assert "Last recover runs" not in client.get("/").text
+        # the recover command's table (its own migration creates it; the console only reads it)
+        await _execute(
+            database_url,
+            "CREATE TABLE recover_runs (id bigserial PRIMARY KEY, kind text, started_at timestamptz DEFAULT now(), "
+            "finished_at timestamptz, seen int, produced int, errors int, detail text);"
+            "INSERT INTO recover_runs (kind, finished_at, seen, produced, errors, detail) "
+            "VALUES ('reconcile', now(), 120, 7, 0, 'window 2026-11-13..2026-11-28')",
+        )
+        page = client.get("/").text
+        metrics = client.get("/metrics").text
+    assert "Last recover runs" in page and "window 2026-11-13..2026-11-28" in page
+    assert 'gateway_recover_last_success_timestamp_seconds{kind="reconcile"}' in metrics
+
+
+async def _execute(database_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
