@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
@@ -110,9 +112,11 @@ async def test_no_token_key_or_password_appears_on_any_page(
     kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str
 ) -> None:
     settings = await setup(kafka_bootstrap, new_topic, database_url)
-    await seed_shop(database_url, "7002", access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN)
+    expired = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    await seed_shop(database_url, "7002", access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN, expires_at=expired)
+    await seed_shop(database_url, "7005", expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=4))
     conn_rows = await fetch_rows(database_url, "SELECT count(*) AS n FROM merchant_shopee_config")
-    assert conn_rows[0]["n"] == 1
+    assert conn_rows[0]["n"] == 2
     letter = DeadLetter(
         reason="shop_unknown",
         source="consumer",
@@ -140,6 +144,13 @@ async def test_no_token_key_or_password_appears_on_any_page(
             assert secret not in page.text, (path, secret)
         assert 'name="csrf_token" value=""' not in page.text, path  # every form carries its token
     assert "7002" in pages["/shops"].text  # the shop is listed, only its secrets are not
+    rows = {
+        m[0]: m[1]
+        for m in re.findall(
+            r'<a href="/shops/(\d+)">\d+</a></td>\s*<td>.*?</td>\s*<td class="([^"]*)"', pages["/shops"].text, re.S
+        )
+    }
+    assert rows == {"7002": "nowrap warn", "7005": "nowrap "}  # only the expired access token is highlighted
     assert 'gateway_dead_letters_in_topic{reason="shop_unknown"} 1.0' in pages["/metrics"].text
 
 

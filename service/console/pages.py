@@ -18,7 +18,17 @@ from service.console.deadletters import per_hour
 from service.console.health import ingest_ready
 from service.console.web import console, guarded, page_param, render, text_param
 
-SOON_SECONDS = 24 * 3600  # a token expiring within a day is highlighted
+# highlighted on /shops: an access token the consumer has not refreshed in time, a refresh
+# token (30 days, used once) about to lapse
+ACCESS_SOON_SECONDS = 600
+REFRESH_SOON_SECONDS = 3 * 86400
+
+
+def _soon(now: float) -> dict[str, dt.datetime]:
+    return {
+        "access": dt.datetime.fromtimestamp(now + ACCESS_SOON_SECONDS, dt.UTC),
+        "refresh": dt.datetime.fromtimestamp(now + REFRESH_SOON_SECONDS, dt.UTC),
+    }
 
 
 @guarded
@@ -68,8 +78,7 @@ async def shops(request: Request) -> Response:
     assert c.index is not None
     page = await queries.shops(c.db, page_param(request))
     letters = _letters_by_shop(request, await c.index.refresh())
-    soon = dt.datetime.fromtimestamp(c.clock() + SOON_SECONDS, dt.UTC)
-    return render(request, "shops.html", page=page, letters=letters, soon=soon)
+    return render(request, "shops.html", page=page, letters=letters, soon=_soon(c.clock()))
 
 
 @guarded
@@ -82,8 +91,7 @@ async def shop(request: Request) -> Response:
         raise HTTPException(404, "no such shop")
     orders = await queries.find_orders(c.db, shop_id, page_param(request))
     letters = _letters_by_shop(request, await c.index.refresh())[shop_id]
-    soon = dt.datetime.fromtimestamp(c.clock() + SOON_SECONDS, dt.UTC)
-    return render(request, "shop.html", shop=row, orders=orders, letters=letters, soon=soon)
+    return render(request, "shop.html", shop=row, orders=orders, letters=letters, soon=_soon(c.clock()))
 
 
 def _pretty(detail: str) -> str:
