@@ -236,3 +236,21 @@ async def _execute(database_url: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+async def test_letters_appended_after_a_page_load_appear_on_the_next_one(
+    kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str
+) -> None:
+    settings = await setup(kafka_bootstrap, new_topic, database_url)
+
+    def letters(*shops: str) -> list[DeadLetter]:
+        return [DeadLetter(reason="shop_inactive", source="consumer", failed_at_ms=now_ms(), shop_id=s) for s in shops]
+
+    with signed_in(settings) as client:
+        assert "0 matching" in client.get("/dead-letters").text
+        await put_letters(kafka_bootstrap, settings.kafka_topic_dead_letter, letters("7101", "7102"))
+        assert "2 matching" in client.get("/dead-letters").text
+        await put_letters(kafka_bootstrap, settings.kafka_topic_dead_letter, letters("7103"))
+        page = client.get("/dead-letters").text
+        assert "3 matching" in page
+        assert client.get("/dead-letters").text.count(">shop_inactive</td>") == 3  # nothing indexed twice

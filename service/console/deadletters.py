@@ -120,6 +120,7 @@ class DeadLetterIndex:
         self._options = consumer_options
         self._consumer: AIOKafkaConsumer | None = None
         self._entries: list[Entry] = []
+        self._next: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -132,29 +133,51 @@ class DeadLetterIndex:
             self._consumer = None
 
     async def refresh(self) -> list[Entry]:
-        """Read what was appended since the last refresh; return all entries."""
+        """Read what was appended since the last refresh; return all entries.
+
+        The index keeps its own next offset per partition and asks the broker only for the
+        end offsets: a refresh with nothing new is two metadata round trips, not a wait on
+        the consumer's fetcher.
+        """
         async with self._lock:
             consumer = self._consumer
             assert consumer is not None, "DeadLetterIndex.start() first"
             tps = [TopicPartition(self.topic, p) for p in await self._partitions(self.topic)]
             if not tps:
                 return self._entries
+            new = [tp for tp in tps if tp not in self._next]
+            if new:
+                self._next.update(await consumer.beginning_offsets(new))
             if set(tps) != consumer.assignment():
-                known = consumer.assignment()
                 consumer.assign(tps)
-                new = [tp for tp in tps if tp not in known]
-                if new:
-                    await consumer.seek_to_beginning(*new)
+                consumer.pause(*tps)
             end = await consumer.end_offsets(tps)
-            remaining = {tp for tp in tps if await consumer.position(tp) < end[tp]}
-            while remaining:
-                fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
-                for tp, messages in fetched.items():
-                    self._entries.extend(
-                        entry_of(m.partition, m.offset, m.value) for m in messages if m.offset < end[tp]
-                    )
-                remaining = {tp for tp in remaining if await consumer.position(tp) < end[tp]}
+            remaining = {tp for tp in tps if self._next[tp] < end[tp]}
+            for tp in remaining:
+                consumer.seek(tp, self._next[tp])
+            consumer.resume(*remaining)
+            try:
+                await self._read(consumer, remaining, end)
+            finally:
+                # paused between refreshes: an idle fetcher's long polls would queue the next
+                # refresh's offset requests behind them on the same broker connection
+                consumer.pause(*tps)
             return self._entries
+
+    async def _read(
+        self, consumer: AIOKafkaConsumer, remaining: set[TopicPartition], end: dict[TopicPartition, int]
+    ) -> None:
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
+            for tp, messages in fetched.items():
+                wanted = [m for m in messages if self._next[tp] <= m.offset < end[tp]]
+                self._entries.extend(entry_of(m.partition, m.offset, m.value) for m in wanted)
+                if wanted:
+                    self._next[tp] = wanted[-1].offset + 1
+            for tp in list(remaining):
+                if tp not in fetched:  # e.g. offsets without records (compaction): trust the fetcher
+                    self._next[tp] = max(self._next[tp], await consumer.position(tp))
+            remaining = {tp for tp in remaining if self._next[tp] < end[tp]}
 
     async def fetch(self, partition: int, offset: int) -> bytes | None:
         """The raw value of one message (a consumer of its own: the index's keeps its positions)."""
