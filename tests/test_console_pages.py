@@ -48,7 +48,7 @@ def signed_in(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-async def setup(kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str) -> Settings:
+async def prepared(kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str) -> Settings:
     await migrate(database_url)
     topic = await new_topic(partitions=2, prefix="orders")
     dlq = await new_topic(partitions=1, prefix="dlq")
@@ -64,7 +64,7 @@ async def setup(kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], 
 async def test_a_wrong_password_fails_and_the_right_one_opens_the_overview(
     kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str
 ) -> None:
-    settings = await setup(kafka_bootstrap, new_topic, database_url)
+    settings = await prepared(kafka_bootstrap, new_topic, database_url)
     with TestClient(create_app(settings), follow_redirects=False) as client:
         wrong = sign_in(client, password=PASSWORD + "!")
         assert wrong.status_code == 401
@@ -86,7 +86,7 @@ async def test_a_wrong_password_fails_and_the_right_one_opens_the_overview(
 async def test_html_in_a_dead_letter_is_shown_escaped_on_every_page(
     kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str
 ) -> None:
-    settings = await setup(kafka_bootstrap, new_topic, database_url)
+    settings = await prepared(kafka_bootstrap, new_topic, database_url)
     record = order("7001", XSS).as_dict()
     letters = [
         DeadLetter(
@@ -111,7 +111,7 @@ async def test_html_in_a_dead_letter_is_shown_escaped_on_every_page(
 async def test_no_token_key_or_password_appears_on_any_page(
     kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str
 ) -> None:
-    settings = await setup(kafka_bootstrap, new_topic, database_url)
+    settings = await prepared(kafka_bootstrap, new_topic, database_url)
     expired = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     await seed_shop(database_url, "7002", access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN, expires_at=expired)
     await seed_shop(database_url, "7005", expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=4))
@@ -157,7 +157,7 @@ async def test_no_token_key_or_password_appears_on_any_page(
 async def test_replay_shows_the_dry_run_count_then_replays_each_letter_once(
     kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str
 ) -> None:
-    settings = await setup(kafka_bootstrap, new_topic, database_url)
+    settings = await prepared(kafka_bootstrap, new_topic, database_url)
     raw = DeadLetter.for_raw_body("unusable_payload", "bad json", b"{nope", now_ms(), "7003")
     letters = [
         DeadLetter(
@@ -213,7 +213,7 @@ async def test_two_replays_of_the_same_letters_at_once_claim_each_letter_once(da
 async def test_the_overview_shows_the_last_recover_runs_once_that_table_exists(
     kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str
 ) -> None:
-    settings = await setup(kafka_bootstrap, new_topic, database_url)
+    settings = await prepared(kafka_bootstrap, new_topic, database_url)
     with signed_in(settings) as client:
         assert "Last recover runs" not in client.get("/").text
         # the recover command's table (its own migration creates it; the console only reads it)
@@ -241,7 +241,7 @@ async def _execute(database_url: str, sql: str) -> None:
 async def test_letters_appended_after_a_page_load_appear_on_the_next_one(
     kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str
 ) -> None:
-    settings = await setup(kafka_bootstrap, new_topic, database_url)
+    settings = await prepared(kafka_bootstrap, new_topic, database_url)
 
     def letters(*shops: str) -> list[DeadLetter]:
         return [DeadLetter(reason="shop_inactive", source="consumer", failed_at_ms=now_ms(), shop_id=s) for s in shops]
@@ -254,3 +254,21 @@ async def test_letters_appended_after_a_page_load_appear_on_the_next_one(
         page = client.get("/dead-letters").text
         assert "3 matching" in page
         assert client.get("/dead-letters").text.count(">shop_inactive</td>") == 3  # nothing indexed twice
+
+
+async def test_acknowledging_a_reason_marks_its_group_and_is_audited(
+    kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]], database_url: str
+) -> None:
+    settings = await prepared(kafka_bootstrap, new_topic, database_url)
+    letter = DeadLetter(reason="shop_inactive", source="consumer", failed_at_ms=now_ms(), shop_id="7201")
+    await put_letters(kafka_bootstrap, settings.kafka_topic_dead_letter, [letter])
+    with signed_in(settings) as client:
+        page = client.get("/dead-letters").text
+        assert "acknowledged by" not in page
+        done = client.post("/dead-letters/acknowledge", data={"csrf_token": csrf_of(page), "reason": "shop_inactive"})
+        assert done.status_code == 303
+        assert "acknowledged by alice" in client.get(done.headers["location"]).text
+    audit = await fetch_rows(
+        database_url, "SELECT actor, action, filter FROM console_audit WHERE action = 'acknowledge'"
+    )
+    assert [(r["actor"], orjson.loads(r["filter"])) for r in audit] == [(USER, {"reason": "shop_inactive"})]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter
-from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -14,7 +13,7 @@ from starlette.responses import Response
 
 from service.console import queries
 from service.console.charts import bars
-from service.console.deadletters import per_hour
+from service.console.deadletters import Entry, per_hour
 from service.console.health import ingest_ready
 from service.console.web import console, guarded, page_param, render, text_param
 
@@ -68,7 +67,7 @@ async def overview(request: Request) -> Response:
     )
 
 
-def _letters_by_shop(request: Request, entries: list[Any]) -> Counter[str | None]:
+def _letters_by_shop(entries: list[Entry]) -> Counter[str | None]:
     return Counter(e.shop_id for e in entries)
 
 
@@ -77,7 +76,7 @@ async def shops(request: Request) -> Response:
     c = console(request)
     assert c.index is not None
     page = await queries.shops(c.db, page_param(request))
-    letters = _letters_by_shop(request, await c.index.refresh())
+    letters = _letters_by_shop(await c.index.refresh())
     return render(request, "shops.html", page=page, letters=letters, soon=_soon(c.clock()))
 
 
@@ -90,7 +89,7 @@ async def shop(request: Request) -> Response:
     if row is None:
         raise HTTPException(404, "no such shop")
     orders = await queries.find_orders(c.db, shop_id, page_param(request))
-    letters = _letters_by_shop(request, await c.index.refresh())[shop_id]
+    letters = _letters_by_shop(await c.index.refresh())[shop_id]
     return render(request, "shop.html", shop=row, orders=orders, letters=letters, soon=_soon(c.clock()))
 
 
