@@ -35,6 +35,7 @@ from service.consume.offsets import OffsetTracker
 from service.consume.throttle import ShopThrottle
 from service.consume.worker import BatchResult, ShopeeAPI, StoreAPI, Worker
 from service.errors import GatewayError
+from service.kafka_client import ASSIGNORS, client_options
 from service.records import DeadLetter, OrderRecord
 from service.settings import Settings
 
@@ -80,7 +81,7 @@ class Consumer:
         self._clock = clock
         self._metrics = metrics
         self._dead_letters = dead_letters
-        self._kafka_options = kafka_options if kafka_options is not None else settings.kafka_client_options()
+        self._kafka_options = kafka_options if kafka_options is not None else client_options(settings)
         self._throttle = throttle or ShopThrottle(settings.shop_rate_limit_per_minute, window_seconds=60, clock=clock)
         self._worker = Worker(
             settings,
@@ -113,6 +114,7 @@ class Consumer:
         s = self._settings
         kafka = AIOKafkaConsumer(
             **self._kafka_options,
+            partition_assignment_strategy=ASSIGNORS,  # range lets Java consumers join the group
             group_id=s.kafka_consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
