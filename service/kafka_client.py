@@ -103,6 +103,8 @@ async def check_connection(settings: Settings) -> None:
         except _REJECTED as exc:
             how = "/".join(filter(None, (options["security_protocol"], options.get("sasl_mechanism"))))
             detail = " ".join(str(exc).split()) or type(exc).__name__
+            if isinstance(exc, UnsupportedSaslMechanismError):
+                detail = f"the listener does not offer {options['sasl_mechanism']}"
             raise ConfigError(
                 f"Kafka at {server.strip()} rejected the connection ({how}): {type(exc).__name__}: {detail}"
             ) from None
