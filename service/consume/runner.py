@@ -32,6 +32,7 @@ from service.consume.batcher import Batch, Batcher, Item, Partition
 from service.consume.deadletters import DeadLetterSink
 from service.consume.metrics import ConsumerMetrics
 from service.consume.offsets import OffsetTracker
+from service.consume.salvage import UNPACK_ERRORS, salvage
 from service.consume.throttle import ShopThrottle
 from service.consume.worker import BatchResult, ShopeeAPI, StoreAPI, Worker
 from service.errors import GatewayError
@@ -99,6 +100,7 @@ class Consumer:
         self._batch_of: dict[asyncio.Task[BatchResult], Batch] = {}
         self._side_tasks: set[asyncio.Task[list[tuple[Partition, int]]]] = set()
         self._assigned: set[Partition] = set()
+        self._next_offset: dict[Partition, int] = {}  # where salvage rewinds to
         self._kafka: AIOKafkaConsumer | None = None
         self._paused = False
         self._fatal: BaseException | None = None
@@ -145,7 +147,10 @@ class Consumer:
             while not stop.is_set() and self._fatal is None:
                 self._wake.clear()  # before reaping: a task finishing from here on wakes the wait
                 self._reap()
-                fetched = await self._fetch_or_wake(kafka)
+                try:
+                    fetched = await self._fetch_or_wake(kafka)
+                except UNPACK_ERRORS as exc:
+                    fetched = await self._salvage(kafka, exc)
                 self._iteration(fetched)
                 if self._clock() - self._last_commit >= COMMIT_INTERVAL_SECONDS:
                     await self._commit(kafka)
@@ -185,6 +190,29 @@ class Consumer:
         fetch, self._fetch = self._fetch, None
         result: dict[TopicPartition, list[Any]] = fetch.result()
         return result
+
+    async def _salvage(self, kafka: AIOKafkaConsumer, exc: Exception) -> dict[TopicPartition, list[Any]]:
+        """A batch could not be unpacked: take the good records, dead-letter the rest (salvage.py)."""
+        log.warning("a fetched batch could not be unpacked; salvaging", extra={"error": repr(exc)})
+        salvaged = await salvage(kafka, self._next_offset, max_records=MAX_RECORDS_PER_POLL)
+        now = self._clock()
+        found: list[tuple[TopicPartition, int, Any, str]] = [
+            (tp, m.offset, m, "") for tp, ms in salvaged.records.items() for m in ms
+        ]
+        found += [(tp, offset, None, detail) for tp, offset, detail in salvaged.undecodable]
+        for tp, offset, message, detail in sorted(found, key=lambda f: (f[0], f[1])):  # offsets tracked in order
+            partition: Partition = (tp.topic, tp.partition)
+            if partition not in self._assigned:
+                continue
+            if message is not None:
+                self._take(partition, offset, message.key, message.value, now)
+                continue
+            self._offsets.track(partition, offset)
+            self._next_offset[partition] = offset + 1
+            self._dead_letter_undecodable(
+                partition, offset, None, b"", f"{detail} (partition {tp.partition}, offset {offset})"
+            )
+        return {}
 
     def _iteration(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         now = self._clock()
@@ -226,6 +254,7 @@ class Consumer:
 
     def _take(self, partition: Partition, offset: int, key: bytes | None, value: bytes | None, now: float) -> None:
         self._offsets.track(partition, offset)
+        self._next_offset[partition] = offset + 1
         try:
             record = OrderRecord.decode(value or b"")
         except ValueError as exc:  # orjson and pydantic errors are ValueErrors
@@ -401,6 +430,8 @@ class Consumer:
         if not revoked:
             return
         self._assigned -= revoked
+        for partition in revoked:
+            self._next_offset.pop(partition, None)
         dropped = self._batcher.drop_partitions(revoked)
         for shop in list(self._ready):
             kept = [b for b in (batch.without_partitions(revoked) for batch in self._ready[shop]) if b is not None]
