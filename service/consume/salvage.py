@@ -1,8 +1,9 @@
 """Getting past record batches the consumer cannot unpack (a codec this process lacks, corruption).
 
-aiokafka raises such an error out of `getmany` for the whole fetch: records already
-unpacked in that call are dropped (their positions may even have advanced), and the
-partition stays on the bad batch, so every later fetch fails again. `salvage` recovers:
+aiokafka raises such an error out of `getmany` for the whole fetch: the records of other
+partitions already unpacked in that call are dropped although their positions advanced,
+and the partition stays on the bad batch, so every later fetch fails again. `salvage`
+recovers:
 
 1. every assigned partition goes back to the next offset the consumer has not taken
    (`next_offsets`; the committed offset for partitions it has taken nothing from);
@@ -47,7 +48,7 @@ async def salvage(kafka: AIOKafkaConsumer, next_offsets: dict[Partition, int], *
         for tp in (tp for tp in assigned if starts[tp] < ends[tp]):
             kafka.resume(tp)
             try:
-                await _probe(kafka, tp, starts[tp], max_records, out)
+                await _probe(kafka, tp, max_records, out)
             finally:
                 kafka.pause(tp)
             if out.undecodable:
@@ -68,11 +69,11 @@ async def _rewind(kafka: AIOKafkaConsumer, tp: TopicPartition, offset: int | Non
     return offset
 
 
-async def _probe(kafka: AIOKafkaConsumer, tp: TopicPartition, start: int, max_records: int, out: Salvaged) -> None:
+async def _probe(kafka: AIOKafkaConsumer, tp: TopicPartition, max_records: int, out: Salvaged) -> None:
     try:
         got = await kafka.getmany(tp, timeout_ms=FETCH_TIMEOUT_MS, max_records=max_records)
     except UNPACK_ERRORS:
-        kafka.seek(tp, start)  # the failed call may have moved the position past dropped records
+        pass  # the failing partition's position has not moved: walk it from there
     else:
         if got.get(tp):
             out.records[tp] = got[tp]
