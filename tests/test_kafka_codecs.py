@@ -52,31 +52,41 @@ async def test_records_of_a_batch_in_a_missing_codec_are_dead_lettered_and_the_r
     sandbox: SandboxServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    topic, dlq = await new_topic(partitions=2, prefix="orders"), await new_topic(prefix="dlq")
+    topic, dlq = await new_topic(partitions=4, prefix="orders"), await new_topic(prefix="dlq")
     await migrated(database_url)
-    for shop in ("861001", "861002"):
+    others = {0: "861002", 1: "861003", 3: "861004"}
+    for shop in ("861001", *others.values()):
         await sandbox.add_shop(database_url, shop)
-    # the bad batch on partition 1: partition 0's records are unpacked first in the same fetch
+    # good partitions around the bad one: some are unpacked in the same fetch before it fails
     a = [order("861001", f"A{i}") for i in range(9)]
-    await produce_batch(kafka_bootstrap, topic, 1, "gzip", a[0:3])
-    await produce_batch(kafka_bootstrap, topic, 1, "zstd", a[3:6])
-    await produce_batch(kafka_bootstrap, topic, 1, "gzip", a[6:9])
-    await produce_batch(kafka_bootstrap, topic, 0, "gzip", [order("861002", f"B{i}") for i in range(3)])
+    await produce_batch(kafka_bootstrap, topic, 2, "gzip", a[0:3])
+    await produce_batch(kafka_bootstrap, topic, 2, "zstd", a[3:6])
+    await produce_batch(kafka_bootstrap, topic, 2, "gzip", a[6:9])
+    for partition, shop in others.items():
+        await produce_batch(
+            kafka_bootstrap, topic, partition, "gzip", [order(shop, f"P{partition}{i}") for i in range(3)]
+        )
     settings = consumer_settings(
         bootstrap=kafka_bootstrap, topic=topic, dlq=dlq, database_url=database_url, shopee_url=sandbox.url
     )
     monkeypatch.setattr(aiokafka.codec, "has_zstd", lambda: False)
     async with running_consumer(settings):
-        rows = await wait_for_rows(database_url, 9, within=60)
+        rows = await wait_for_rows(database_url, 15, within=60)
         letters = await dead_letters(kafka_bootstrap, dlq, expect=3, wait=30)
         for _ in range(100):
-            if await committed_offsets(kafka_bootstrap, settings.kafka_consumer_group, topic) == {0: 3, 1: 9}:
+            if await committed_offsets(kafka_bootstrap, settings.kafka_consumer_group, topic) == {
+                0: 3,
+                1: 3,
+                2: 9,
+                3: 3,
+            }:
                 break
             await asyncio.sleep(0.2)
-    assert sorted(r["order_sn"] for r in rows) == ["A0", "A1", "A2", "A6", "A7", "A8", "B0", "B1", "B2"]
+    others_sns = [f"P{p}{i}" for p in others for i in range(3)]
+    assert sorted(r["order_sn"] for r in rows) == sorted(["A0", "A1", "A2", "A6", "A7", "A8", *others_sns])
     assert [(d.reason, d.raw_body()) for d in letters] == [("undecodable_record", b"")] * 3
     assert [d.detail.rsplit("offset ", 1)[1] for d in letters] == ["3)", "4)", "5)"]
     assert all("zstd" in d.detail for d in letters)
     for letter in letters:
         assert_valid_dead_letter(orjson.loads(letter.encode()))
-    assert await committed_offsets(kafka_bootstrap, settings.kafka_consumer_group, topic) == {0: 3, 1: 9}
+    assert await committed_offsets(kafka_bootstrap, settings.kafka_consumer_group, topic) == {0: 3, 1: 3, 2: 9, 3: 3}
