@@ -4,7 +4,9 @@ from the broker's own jars, run with the `java` source launcher)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+from asyncio.subprocess import DEVNULL, PIPE
 from collections.abc import AsyncIterator
 
 import httpx
@@ -21,9 +23,11 @@ from tests.test_e2e import post, rows, wait_rows
 pytestmark = pytest.mark.integration
 
 
+JAVA = ["java", "-cp", str(ROOT / ".cache/kafka/libs/*"), str(ROOT / "tests/java/Interop.java")]
+
+
 def java(*args: str) -> str:
-    command = ["java", "-cp", str(ROOT / ".cache/kafka/libs/*"), str(ROOT / "tests/java/Interop.java"), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+    done = subprocess.run([*JAVA, *args], capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()[-1]
 
@@ -91,11 +95,27 @@ async def test_java_puts_every_key_our_ingest_produced_on_the_same_partition(sta
     assert int(checked) >= len(shops) and int(differ) == 0
 
 
-async def test_a_java_consumer_at_its_defaults_joins_our_consumer_group(stack: Stack) -> None:
-    line = java("join", stack.bootstrap, stack.topic, stack.group)
-    assert line.startswith("assigned ") and int(line.split()[1]) > 0, line
+@pytest.mark.parametrize("settings", [[], ["group.protocol=consumer"]], ids=["defaults", "consumer-protocol"])
+async def test_a_java_consumer_joins_our_consumer_group(stack: Stack, settings: list[str]) -> None:
+    line = java("join", stack.bootstrap, stack.topic, stack.group, "0", *settings)
+    assert line.startswith("final ") and int(line.split()[1]) > 0, line
     assert stack.consumer.alive(), stack.consumer.output()[-3000:]
-    shop = 840020
+    shop = 840020 + len(settings)
     await stack.add_shops([shop])
-    assert await post(stack, [real_push(shop, "AFTERJAVA")]) == [200]
+    assert await post(stack, [real_push(shop, f"AFTERJAVA{len(settings)}")]) == [200]
     await wait_rows(stack.database_url, shop, 1, 60)
+
+
+async def test_our_consumer_joins_a_group_a_java_consumer_at_its_defaults_holds(stack: Stack) -> None:
+    group = f"{stack.group}-java-first"
+    java_consumer = await asyncio.create_subprocess_exec(
+        *JAVA, "join", stack.bootstrap, stack.topic, group, "20", stdout=PIPE, stderr=DEVNULL
+    )
+    assert java_consumer.stdout is not None
+    assert (await java_consumer.stdout.readline()).strip() == b"assigned 12"  # all partitions: it is alone
+    ours = await stack.start_proc("consumer-java-first", ["consume"], KAFKA_CONSUMER_GROUP=group)
+    final = (await java_consumer.stdout.read()).decode().strip()
+    await java_consumer.wait()
+    assert java_consumer.returncode == 0
+    assert ours.alive(), ours.output()[-3000:]
+    assert final.startswith("final ") and 0 < int(final.split()[1]) < 12, f"ours took no partitions: {final}"

@@ -5,8 +5,9 @@
 //   raw BOOTSTRAP TOPIC KEY TEXT                     one record whose value is TEXT, as is
 //   partitions BOOTSTRAP TOPIC                       prints "checked N differ M": the default
 //                                                    partitioner's choice vs where each key is
-//   join BOOTSTRAP TOPIC GROUP                       a consumer at the documented settings joins
-//                                                    GROUP; prints "assigned N" and leaves
+//   join BOOTSTRAP TOPIC GROUP SECONDS [K=V ...]     a consumer at Java's defaults (plus K=V)
+//                                                    joins GROUP, prints "assigned N", stays
+//                                                    SECONDS, prints "final M" and leaves
 import java.time.Duration;
 import java.util.*;
 import org.apache.kafka.clients.consumer.*;
@@ -21,7 +22,7 @@ public class Interop {
             case "produce" -> produce(a[1], a[2], a[3], a[4], Integer.parseInt(a[5]), Integer.parseInt(a[6]));
             case "raw" -> raw(a[1], a[2], a[3], a[4]);
             case "partitions" -> partitions(a[1], a[2]);
-            case "join" -> join(a[1], a[2], a[3]);
+            case "join" -> join(a[1], a[2], a[3], Integer.parseInt(a[4]), Arrays.copyOfRange(a, 5, a.length));
             default -> throw new IllegalArgumentException("unknown mode " + a[0]);
         }
     }
@@ -87,15 +88,21 @@ public class Interop {
         }
     }
 
-    static void join(String bootstrap, String topic, String group) {
+    static void join(String bootstrap, String topic, String group, int seconds, String[] extra) {
         // the documented settings: Java's defaults (group.protocol=classic, range first)
-        try (var consumer = new KafkaConsumer<byte[], byte[]>(consumerProps(bootstrap, group))) {
+        Properties props = consumerProps(bootstrap, group);
+        for (String kv : extra) props.put(kv.substring(0, kv.indexOf('=')), kv.substring(kv.indexOf('=') + 1));
+        try (var consumer = new KafkaConsumer<byte[], byte[]>(props)) {
             consumer.subscribe(List.of(topic));
             long deadline = System.currentTimeMillis() + 60_000;
             while (consumer.assignment().isEmpty() && System.currentTimeMillis() < deadline) {
                 consumer.poll(Duration.ofMillis(200));
             }
             System.out.println("assigned " + consumer.assignment().size());
+            System.out.flush();
+            long until = System.currentTimeMillis() + seconds * 1000L;
+            while (System.currentTimeMillis() < until) consumer.poll(Duration.ofMillis(200));
+            System.out.println("final " + consumer.assignment().size());
         }
     }
 }
