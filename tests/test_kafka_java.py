@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.consume_helpers import dead_letters
-from tests.e2e import Stack
+from tests.e2e import Proc, Stack
 from tests.pushes import real_push
 from tests.schemas import assert_valid_dead_letter
 from tests.test_e2e import post, rows, wait_rows
@@ -119,3 +119,23 @@ async def test_our_consumer_joins_a_group_a_java_consumer_at_its_defaults_holds(
     assert java_consumer.returncode == 0
     assert ours.alive(), ours.output()[-3000:]
     assert final.startswith("final ") and 0 < int(final.split()[1]) < 12, f"ours took no partitions: {final}"
+
+
+async def test_a_java_group_with_no_strategy_of_ours_stops_our_consumer_with_one_line(stack: Stack) -> None:
+    group = f"{stack.group}-sticky-only"
+    sticky = "partition.assignment.strategy=org.apache.kafka.clients.consumer.CooperativeStickyAssignor"
+    java_consumer = await asyncio.create_subprocess_exec(
+        *JAVA, "join", stack.bootstrap, stack.topic, group, "15", sticky, stdout=PIPE, stderr=DEVNULL
+    )
+    assert java_consumer.stdout is not None
+    assert (await java_consumer.stdout.readline()).strip() == b"assigned 12"
+    ours = Proc("consumer-sticky", ["consume"], stack.env(KAFKA_CONSUMER_GROUP=group))
+    ours.start()
+    try:
+        code = await asyncio.to_thread(ours.popen.wait, 60)  # type: ignore[union-attr]
+        assert code == 2, ours.output()[-3000:]
+        last = ours.output().strip().splitlines()[-1]
+        assert last.startswith(f"configuration error: consumer group {group}: its other members offer no"), last
+    finally:
+        ours.stop()
+        await java_consumer.wait()

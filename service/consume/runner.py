@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import InconsistentGroupProtocolError, KafkaError
 
 from service.consume.batcher import Batch, Batcher, Item, Partition
 from service.consume.deadletters import DeadLetterSink
@@ -35,7 +35,7 @@ from service.consume.offsets import OffsetTracker
 from service.consume.salvage import UNPACK_ERRORS, salvage
 from service.consume.throttle import ShopThrottle
 from service.consume.worker import BatchResult, ShopeeAPI, StoreAPI, Worker
-from service.errors import GatewayError
+from service.errors import ConfigError, GatewayError
 from service.kafka_client import ASSIGNORS, client_options
 from service.records import DeadLetter, OrderRecord
 from service.settings import Settings
@@ -123,7 +123,11 @@ class Consumer:
             max_poll_interval_ms=max(300_000, int(s.shutdown_grace_seconds * 4000)),
         )
         kafka.subscribe([s.kafka_topic_marketplace_orders], listener=_Listener(self))
-        await kafka.start()
+        try:
+            await kafka.start()
+        except InconsistentGroupProtocolError:
+            await kafka.stop()
+            raise self._no_common_strategy() from None
         self._kafka = kafka
         log.info("consumer started", extra={"topic": s.kafka_topic_marketplace_orders, "group": s.kafka_consumer_group})
         try:
@@ -142,6 +146,12 @@ class Consumer:
         if self._fatal is not None:
             raise WorkerCrashed("a batch worker died; see the log for its traceback") from self._fatal
 
+    def _no_common_strategy(self) -> ConfigError:
+        return ConfigError(
+            f"consumer group {self._settings.kafka_consumer_group}: its other members offer no partition "
+            "assignment strategy of ours (roundrobin, range); see the README on Java consumers"
+        )
+
     async def _loop(self, kafka: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set() and self._fatal is None:
@@ -151,6 +161,8 @@ class Consumer:
                     fetched = await self._fetch_or_wake(kafka)
                 except UNPACK_ERRORS as exc:
                     fetched = await self._salvage(kafka, exc)
+                except InconsistentGroupProtocolError:
+                    raise self._no_common_strategy() from None
                 self._iteration(fetched)
                 if self._clock() - self._last_commit >= COMMIT_INTERVAL_SECONDS:
                     await self._commit(kafka)
