@@ -23,7 +23,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CorruptRecordException, UnsupportedCodecError
 
-from service.consume.batcher import Partition
+from service.types import Partition
 
 #: errors of unpacking a fetched batch (decompression, CRC), as opposed to network errors
 UNPACK_ERRORS = (UnsupportedCodecError, CorruptRecordException)
