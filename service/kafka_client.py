@@ -1,4 +1,4 @@
-"""Kafka connection options from Settings (SPEC 4.1, 4.6), for every client we build.
+"""Kafka connection options from Settings (docs/contract.md, Environment), for every client we build.
 
 `client_options(settings)` is the one place that turns the KAFKA_* settings into aiokafka
 keyword arguments; the ingest producer, the consumer, the dead-letter producer, replay and

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     kafka_topic_marketplace_orders: str = "marketplace.orders"
     kafka_topic_dead_letter: str = "marketplace.orders.dlq"
     kafka_consumer_group: str = "marketplace-orders-processor"
-    # Kafka security (SPEC 4.6); service/kafka_client.py turns these into client options
+    # Kafka security (docs/contract.md); service/kafka_client.py turns these into client options
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_ssl_ca_file: str | None = None

@@ -1,4 +1,4 @@
-"""A private broker with a private CA and the listeners hosted Kafkas use (SPEC 4.6).
+"""A private broker with a private CA and the listeners hosted Kafkas use (docs/contract.md).
 
 Listeners: PLAINTEXT (for test set-up), SASL_SSL with PLAIN (Confluent Cloud), SASL_SSL
 with SCRAM-SHA-512 (Aiven, MSK SCRAM, Redpanda Cloud) and SSL with required client

@@ -1,4 +1,4 @@
-"""KAFKA_* security settings -> aiokafka options (SPEC 4.6); bad combinations are one-line errors."""
+"""KAFKA_* security settings -> aiokafka options (docs/contract.md); bad combinations are one-line errors."""
 
 import ssl
 from pathlib import Path

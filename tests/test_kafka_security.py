@@ -1,4 +1,4 @@
-"""serve and consume over TLS and SASL listeners with a private CA (SPEC 4.6), and start-up
+"""serve and consume over TLS and SASL listeners with a private CA (docs/contract.md), and start-up
 that stops with one line when the broker rejects the credentials or the mechanism."""
 
 from __future__ import annotations
