@@ -134,15 +134,17 @@ async def database_url(pg_admin_url: str) -> AsyncIterator[str]:
 class PrivateBroker:
     """A Kafka broker of this test's own, on its own port, that the test may stop and start."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, env: dict[str, str] | None = None) -> None:
         self.port = port
         self.bootstrap = f"127.0.0.1:{port}"
+        self.env = env or {}  # scripts/kafka.sh options, e.g. KAFKA_EXTRA_CONFIG
 
     def _run(self, action: str, keep_data: bool) -> None:
         env = {
             **os.environ,
             "KAFKA_PORT": str(self.port),
             "KAFKA_KEEP_DATA": "1" if keep_data else "0",
+            **self.env,
         }
         subprocess.run([str(ROOT / "scripts/kafka.sh"), action], check=True, env=env, capture_output=True)
 
@@ -168,18 +170,31 @@ def private_broker(kafka_bootstrap: str) -> Iterator[PrivateBroker]:
     can be taken by an outgoing connection between the check and the bind (at start or at
     a restart during the test), and the broker then fails to come up.
     """
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    rng = random.Random()
-    while True:
-        port = rng.randrange(max(1024, low - 12000), low - 2)
-        if not (_port_busy(port) or _port_busy(port + 1)):
-            break
-    broker = PrivateBroker(port)
+    broker = PrivateBroker(private_ports(2))
     broker.start(keep_data=False)
     try:
         yield broker
     finally:
         broker.stop()
+
+
+def private_ports(count: int) -> int:
+    """The first of `count` free consecutive ports below the ephemeral range."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    while True:
+        port = rng.randrange(max(1024, low - 12000), low - count)
+        if not any(_port_busy(p) for p in range(port, port + count)):
+            return port
+
+
+@pytest.fixture(scope="session")
+def secure_broker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One broker with a private CA and SASL_SSL/PLAIN, SASL_SSL/SCRAM-SHA-512 and mTLS listeners."""
+    from tests.secure_broker import start_secure_broker
+
+    with start_secure_broker(tmp_path_factory.mktemp("secure-broker")) as broker:
+        yield broker
 
 
 def _port_busy(port: int) -> bool:

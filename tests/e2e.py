@@ -37,6 +37,7 @@ class Stack:
     partitions: int = 4
     settings: dict[str, str] = field(default_factory=dict)
     sandbox_args: list[str] = field(default_factory=list)
+    admin_bootstrap: str | None = None  # where topics are created, when `bootstrap` needs TLS/SASL
 
     def __post_init__(self) -> None:
         tag = uuid.uuid4().hex[:10]
@@ -68,7 +69,7 @@ class Stack:
 
     async def start(self) -> Stack:
         await migrate(self.database_url)
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.admin_bootstrap or self.bootstrap)
         await admin.start()
         try:
             await admin.create_topics([NewTopic(self.topic, self.partitions, 1), NewTopic(self.dlq, 1, 1)])

@@ -21,6 +21,7 @@ from service.consume.runner import Consumer
 from service.consume.shopee import ShopeeClient
 from service.consume.store import Store
 from service.consume.throttle import ShopThrottle
+from service.kafka_client import check_connection, client_options
 from service.logs import setup_logging
 from service.settings import Settings, load_settings
 from service.types import Clock, Sleep
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(**overrides)
     setup_logging(settings.log_level)
     settings.require("database_url", "shopee_partner_id", "shopee_partner_key", purpose="the consumer")
+    asyncio.run(check_connection(settings))  # rejected credentials: one line, not a crash loop
     asyncio.run(consume(settings))
     return 0
 
@@ -69,7 +71,7 @@ async def consume(
     metrics = ConsumerMetrics(registry)
     server = MetricsServer(registry, settings.consumer_metrics_port)
     await server.start()
-    kafka_options = settings.kafka_client_options()
+    kafka_options = client_options(settings)
     producer = dead_letter_producer(kafka_options)
     try:
         async with (
