@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.consume_helpers import dead_letters
-from tests.e2e import Proc, Stack
+from tests.e2e import Stack
+from tests.processes import Process, service_argv
 from tests.pushes import real_push
 from tests.schemas import assert_valid_dead_letter
 from tests.test_e2e import post, rows, wait_rows
@@ -129,10 +130,9 @@ async def test_a_java_group_with_no_strategy_of_ours_stops_our_consumer_with_one
     )
     assert java_consumer.stdout is not None
     assert (await java_consumer.stdout.readline()).strip() == b"assigned 12"
-    ours = Proc("consumer-sticky", ["consume"], stack.env(KAFKA_CONSUMER_GROUP=group))
-    ours.start()
+    ours = Process("consumer-sticky", service_argv("consume"), stack.env(KAFKA_CONSUMER_GROUP=group))
     try:
-        code = await asyncio.to_thread(ours.popen.wait, 60)  # type: ignore[union-attr]
+        code = await asyncio.to_thread(ours.popen.wait, 60)
         assert code == 2, ours.output()[-3000:]
         last = ours.output().strip().splitlines()[-1]
         assert last.startswith(f"configuration error: consumer group {group}: its other members offer no"), last
