@@ -30,6 +30,7 @@ COMMANDS = {
     "migrate": ("service.migrate", "create or upgrade the database schema (idempotent)"),
     "replay": ("service.replay", "re-publish dead letters to the main topic"),
     "sandbox": ("service.sandbox.cli", "a local Shopee simulator (never for production)"),
+    "console": ("service.console.main", "the internal operations console (web UI); hash-password"),
 }
 
 

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from service.deps import reaching
 from service.errors import ConfigError
+from service.kafka_client import check_connection, client_options
 from service.logs import setup_logging
 from service.records import DeadLetter, OrderRecord
 from service.settings import Settings, load_settings
@@ -58,6 +59,11 @@ class Filters:
     shops: frozenset[str] = frozenset()
     since_ms: int | None = None
     until_ms: int | None = None
+    # (partition, offset) of the letters to replay, when the caller picked them (the console)
+    positions: frozenset[tuple[int, int]] | None = None
+
+    def match_position(self, partition: int, offset: int) -> bool:
+        return self.positions is None or (partition, offset) in self.positions
 
     def match(self, letter: DeadLetter) -> bool:
         if self.reasons and letter.reason not in self.reasons:
@@ -92,7 +98,7 @@ async def replay(
     source = source_topic or settings.kafka_topic_dead_letter
     target = target_topic or settings.kafka_topic_marketplace_orders
     emit = write or (lambda _line: None)
-    options = settings.kafka_client_options()
+    options = client_options(settings)
     summary = Summary()
     # without a group, a subscribed consumer is assigned every partition of the topic
     consumer = AIOKafkaConsumer(source, **options, group_id=None, enable_auto_commit=False)
@@ -146,6 +152,8 @@ async def _handle(
     dry_run: bool,
 ) -> asyncio.Future[Any] | None:
     where = {"partition": message.partition, "offset": message.offset}
+    if not filters.match_position(message.partition, message.offset):
+        return None
     try:
         letter = DeadLetter.decode(message.value or b"")
     except (ValueError, ValidationError):
@@ -210,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup_logging(settings.log_level)
     filters = build_filters(args.reason, args.shop, args.since, args.until)
+    asyncio.run(check_connection(settings))
     summary = asyncio.run(
         replay(
             settings,

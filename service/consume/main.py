@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -33,8 +34,10 @@ from service.consume.store import Store
 from service.consume.throttle import ShopThrottle
 from service.deps import database_address, describe, reaching
 from service.errors import DependencyUnavailable, StoreError
+from service.kafka_client import check_connection, client_options
 from service.logs import Outage, setup_logging
 from service.settings import Settings, load_settings
+from service.types import Clock, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(**overrides)
     setup_logging(settings.log_level)
     settings.require("database_url", "shopee_partner_id", "shopee_partner_key", purpose="the consumer")
+    asyncio.run(check_connection(settings))  # rejected credentials: one line, not a crash loop
     asyncio.run(_main(settings))
     return 0
 
@@ -89,14 +93,20 @@ async def consume(
     *,
     throttle: ShopThrottle | None = None,
     registry: CollectorRegistry | None = None,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
 ) -> None:
-    """Run the consumer until `stop` is set (or SIGTERM/SIGINT when no event is given)."""
+    """Run the consumer until `stop` is set (or SIGTERM/SIGINT when no event is given).
+
+    `clock` and `sleep` are the consumer's time (batch timeouts, throttle, retries); tests
+    pass a fake one to hold the per-minute limit through this wiring without waiting minutes.
+    """
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    work = asyncio.ensure_future(_consume(settings, stop, throttle, registry))
+    work = asyncio.ensure_future(_consume(settings, stop, throttle, registry, clock, sleep))
     guard = asyncio.ensure_future(_cancel_late(work, stop, settings.shutdown_grace_seconds + CLEANUP_SECONDS / 2))
     try:
         await work
@@ -115,7 +125,12 @@ async def _cancel_late(work: asyncio.Future[None], stop: asyncio.Event, bound: f
 
 
 async def _consume(
-    settings: Settings, stop: asyncio.Event, throttle: ShopThrottle | None, registry: CollectorRegistry | None
+    settings: Settings,
+    stop: asyncio.Event,
+    throttle: ShopThrottle | None,
+    registry: CollectorRegistry | None,
+    clock: Clock,
+    sleep: Sleep,
 ) -> None:
     assert settings.database_url is not None
     assert settings.shopee_partner_id is not None
@@ -124,7 +139,7 @@ async def _consume(
     metrics = ConsumerMetrics(registry)
     server = MetricsServer(registry, settings.consumer_metrics_port)
     await server.start()
-    kafka_options = settings.kafka_client_options()
+    kafka_options = client_options(settings)
     dsn = settings.database_url.get_secret_value()
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -158,6 +173,8 @@ async def _consume(
                 dead_letters=KafkaDeadLetters(producer, settings.kafka_topic_dead_letter),
                 metrics=metrics,
                 throttle=throttle,
+                clock=clock,
+                sleep=sleep,
                 kafka_options=kafka_options,
             )
             await consumer.run(stop)

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from service.deps import describe
 from service.errors import SinkUnavailable
 from service.ingest.metrics import IngestMetrics
+from service.kafka_client import client_options
 from service.logs import Outage
 from service.settings import Settings
 
@@ -40,7 +41,7 @@ class Sink(Protocol):
 
 def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     options: dict[str, object] = {
-        **settings.kafka_client_options(),
+        **client_options(settings),
         "acks": "all",
         "enable_idempotence": True,
         # no linger: batches still form while a request is in flight, and linger_ms=1
