@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypedDict
 
@@ -41,6 +42,14 @@ class _Sender:
         self.gate = asyncio.Semaphore(max(1, config.concurrency))
         self.retries: set[asyncio.Task[None]] = set()
         self.lost: list[PlannedPush] = []
+        self.fate_rng = random.Random(None if config.seed is None else config.seed + 1)
+
+    def fate(self) -> str:
+        """deliver, lost (straight to the lost-push queue) or silent (never sent)."""
+        roll = self.fate_rng.random()
+        if roll < self.config.lost_fraction:
+            return "lost"
+        return "silent" if roll < self.config.lost_fraction + self.config.silent_fraction else "deliver"
 
     async def attempt(self, push: PlannedPush, entry: LedgerEntry) -> bool:
         headers = {
@@ -92,7 +101,14 @@ class _Sender:
         for push in plan:
             entry = LedgerEntry(push.shop_id, push.order_sn, push.status, push.update_time, duplicate=push.duplicate)
             ledger.entries.append(entry)
-            queue.put_nowait((push, entry))
+            fate = self.fate()
+            if fate == "lost":
+                entry.lost = True
+                self.lost.append(push)
+            elif fate == "silent":
+                entry.silent = True
+            else:
+                queue.put_nowait((push, entry))
         await asyncio.gather(*(self.worker(queue) for _ in range(max(1, self.config.concurrency))))
         while self.retries:
             await asyncio.gather(*list(self.retries))
