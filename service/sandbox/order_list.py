@@ -84,8 +84,7 @@ async def get_order_list(request: Request, state: SandboxState, call: Call) -> d
     page = orders[offset : offset + page_size]
     more = offset + page_size < len(orders)
     items = [
-        {"order_sn": o.order_sn, **({"order_status": o.order_status} if "order_status" in wanted else {})}
-        for o in page
+        {"order_sn": o.order_sn, **({"order_status": o.order_status} if "order_status" in wanted else {})} for o in page
     ]
     return {
         "response": {
