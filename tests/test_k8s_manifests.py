@@ -59,6 +59,12 @@ REQUIRED_SETTINGS: dict[str, list[tuple[str, ...]]] = {
     "consume": [("DATABASE_URL",), ("SHOPEE_PARTNER_ID",), ("SHOPEE_PARTNER_KEY",), ("KAFKA_BOOTSTRAP_SERVERS",)],
     "migrate": [("DATABASE_URL",)],
     "replay": [("KAFKA_BOOTSTRAP_SERVERS",)],
+    "recover": [
+        ("DATABASE_URL",),
+        ("SHOPEE_PARTNER_ID",),
+        ("SHOPEE_PARTNER_KEY",),
+        ("KAFKA_BOOTSTRAP_SERVERS",),
+    ],
 }
 
 
@@ -341,6 +347,7 @@ def test_rendered_base_validates_strictly(rendered: list[Resource]) -> None:
             "ConfigMap",
             "Job",
             "Deployment",
+            "Deployment",
             "Service",
             "HorizontalPodAutoscaler",
             "PodDisruptionBudget",
@@ -416,6 +423,7 @@ def test_every_workload_is_hardened(rendered: list[Resource]) -> None:
         "gateway-ingest",
         "gateway-consumer",
         "gateway-migrate",
+        "gateway-recover",
     }
     assert [p for r in workloads(rendered) for p in workload_problems(r)] == []
 
@@ -434,7 +442,12 @@ def test_hardening_check_catches_a_missing_probe_and_a_writable_root() -> None:
 
 def test_workloads_run_real_commands(rendered: list[Resource]) -> None:
     commands = {r["metadata"]["name"]: command_of(c) for r in workloads(rendered) for c in containers(r)}
-    assert commands == {"gateway-ingest": "serve", "gateway-consumer": "consume", "gateway-migrate": "migrate"}
+    assert commands == {
+        "gateway-ingest": "serve",
+        "gateway-consumer": "consume",
+        "gateway-migrate": "migrate",
+        "gateway-recover": "recover",
+    }
     assert set(commands.values()) <= set(COMMANDS)
 
 
@@ -534,7 +547,7 @@ def test_every_command_gets_the_settings_it_requires(rendered: list[Resource], s
             seen.add(command)
             env = container_env(container, configmaps, secrets)
             assert missing_required(command, env) == [], f"{resource['metadata']['name']} ({command})"
-    assert seen == {"serve", "consume", "migrate"}
+    assert seen == {"serve", "consume", "migrate", "recover"}
 
 
 def test_required_check_catches_a_missing_setting() -> None:
