@@ -7,6 +7,10 @@ exhausts its retries becomes a lost push, fetchable from the sandbox's
 get_lost_push_message. Before sending, each order's final state is registered with the
 sandbox, so get_order_detail agrees with the newest push.
 
+`lost_fraction` of the pushes skip delivery and go straight to the lost-push queue (as
+if every retry had failed); `silent_fraction` are never sent at all, though their
+orders still change in the sandbox: what reconciliation must find.
+
 At most `concurrency` requests are in flight; first attempts are taken from a queue by
 that many workers, retries wait in tasks of their own so they never block new pushes.
 """
@@ -140,11 +144,12 @@ class LostRecord(TypedDict):
     data: str
 
 
-def lost_json(push: PlannedPush) -> LostRecord:
-    """A lost push as get_lost_push_message returns it: `data` is the original JSON string."""
+def lost_json(push: PlannedPush, lost_at: int) -> LostRecord:
+    """A lost push as get_lost_push_message returns it: `data` is the original JSON string,
+    `timestamp` when it was lost (not when it was sent)."""
     body = orjson.loads(push.body)
     data = orjson.dumps(body["data"]).decode()
-    return LostRecord(shop_id=push.shop_id, code=body["code"], timestamp=body["timestamp"], data=data)
+    return LostRecord(shop_id=push.shop_id, code=body["code"], timestamp=lost_at, data=data)
 
 
 async def _post_chunks(client: httpx.AsyncClient, url: str, key: str, items: Sequence[Mapping[str, object]]) -> None:
@@ -180,7 +185,7 @@ async def send_pushes(
             await _post_chunks(http, config.sandbox_url.rstrip("/") + "/sandbox/orders", "orders", orders)
         sender = _Sender(config, http, sleep)
         await sender.run(plan, ledger)
-        lost = [lost_json(p) for p in sender.lost]
+        lost = [lost_json(p, int(clock())) for p in sender.lost]
         if sandbox is not None:
             for r in lost:
                 sandbox.add_lost_push(r["shop_id"], r["code"], r["timestamp"], r["data"])
