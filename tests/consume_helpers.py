@@ -26,24 +26,9 @@ from service.migrate import migrate
 from service.records import DeadLetter, OrderRecord
 from service.settings import Settings
 from tests.conftest import free_port, read_topic
+from tests.fakes import FakeClock
 
-
-class FakeClock:
-    """A monotonic clock the test moves by hand; `sleep` advances it instead of waiting."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
+__all__ = ["FakeClock"]  # re-exported for the tests that import it from here
 
 
 async def migrated(database_url: str) -> str:

@@ -13,6 +13,7 @@ from service.sandbox.config import ORDER_DETAIL_PATH, SandboxConfig
 from service.sandbox.state import SandboxState
 from service.sandbox.tokens import initial_tokens
 from service.signing import api_sign
+from tests.fakes import FakeClock
 
 KEY = "test_partner_key_do_not_use"
 PARTNER = 2001887
@@ -20,17 +21,9 @@ SHOP = 100000
 NOW = 1_700_000_000.0
 
 
-class FakeClock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def state() -> SandboxState:
-    return SandboxState(SandboxConfig(partner_id=PARTNER, partner_key=KEY, seed=1), FakeClock())
+    return SandboxState(SandboxConfig(partner_id=PARTNER, partner_key=KEY, seed=1), FakeClock(NOW))
 
 
 @pytest.fixture
@@ -182,7 +175,7 @@ def test_only_unknown_sns_is_error_not_found(client: TestClient) -> None:
 
 
 def test_without_auto_orders_only_registered_orders_exist() -> None:
-    state = SandboxState(SandboxConfig(partner_id=PARTNER, partner_key=KEY, auto_orders=False), FakeClock())
+    state = SandboxState(SandboxConfig(partner_id=PARTNER, partner_key=KEY, auto_orders=False), FakeClock(NOW))
     state.orders.register(SHOP, "REG", "PROCESSED", int(NOW) - 10)
     body = detail(TestClient(create_sandbox_app(state)), ["REG", "OTHER"]).json()
     assert [o["order_sn"] for o in body["response"]["order_list"]] == ["REG"]
@@ -191,7 +184,7 @@ def test_without_auto_orders_only_registered_orders_exist() -> None:
 
 def test_strict_shops_rejects_unregistered_shop() -> None:
     config = SandboxConfig(partner_id=PARTNER, partner_key=KEY, strict_shops=True, initial_shops=(SHOP,))
-    client = TestClient(create_sandbox_app(config, clock=FakeClock()))
+    client = TestClient(create_sandbox_app(config, clock=FakeClock(NOW)))
     assert detail(client, ["A"]).status_code == 200
     assert detail(client, ["A"], shop=SHOP + 5).json()["error"] == "error_shop"
 

@@ -12,18 +12,11 @@ from service.sandbox.api import create_sandbox_app
 from service.sandbox.client import shop_query
 from service.sandbox.config import ORDER_DETAIL_PATH, Faults, SandboxConfig
 from service.sandbox.tokens import initial_tokens
+from tests.fakes import FakeClock
 
 KEY = "fault-key"
 PARTNER = 99
 SHOP_A, SHOP_B = 300001, 300002
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_040.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(clock: FakeClock, **faults: Any) -> TestClient:
@@ -37,7 +30,7 @@ def call(client: TestClient, clock: FakeClock, shop: int) -> Any:
 
 
 def test_rate_limit_rejects_the_shop_over_it_and_spares_others() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_040.0)
     client = make(clock, rate_limit_per_minute=3)
     assert [call(client, clock, SHOP_A).status_code for _ in range(3)] == [200, 200, 200]
     over = call(client, clock, SHOP_A)
@@ -49,7 +42,7 @@ def test_rate_limit_rejects_the_shop_over_it_and_spares_others() -> None:
 
 
 def test_rate_limit_window_slides_with_the_clock() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_040.0)
     client = make(clock, rate_limit_per_minute=2)
     call(client, clock, SHOP_A)
     clock.now += 30
@@ -62,7 +55,7 @@ def test_rate_limit_window_slides_with_the_clock() -> None:
 
 def test_error_rate_is_roughly_honoured_and_seeded() -> None:
     def run() -> list[int]:
-        clock = FakeClock()
+        clock = FakeClock(1_700_000_040.0)
         client = make(clock, error_rate=0.3)
         return [call(client, clock, SHOP_A).status_code for _ in range(400)]
 
@@ -74,14 +67,14 @@ def test_error_rate_is_roughly_honoured_and_seeded() -> None:
 
 
 def test_error_server_uses_shopee_envelope() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_040.0)
     response = call(make(clock, error_rate=1.0), clock, SHOP_A)
     assert response.status_code == 500
     assert response.json()["error"] == "error_server"
 
 
 def test_unavailable_rate_answers_bare_503() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_040.0)
     client = make(clock, unavailable_rate=0.5)
     codes = [call(client, clock, SHOP_A) for _ in range(200)]
     bare = [r for r in codes if r.status_code == 503]
@@ -90,7 +83,7 @@ def test_unavailable_rate_answers_bare_503() -> None:
 
 
 def test_faults_can_change_at_run_time() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_040.0)
     client = make(clock)
     assert call(client, clock, SHOP_A).status_code == 200
     assert client.post("/sandbox/faults", json={"error_rate": 1.0}).json()["error_rate"] == 1.0
@@ -102,7 +95,7 @@ def test_faults_can_change_at_run_time() -> None:
 
 
 def test_latency_is_added() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_040.0)
     client = make(clock, latency_ms=150)
     started = time.perf_counter()
     assert call(client, clock, SHOP_A).status_code == 200

@@ -11,18 +11,11 @@ from service.sandbox.api import create_sandbox_app
 from service.sandbox.client import public_query
 from service.sandbox.config import CONFIRM_LOST_PUSH_PATH, LOST_PUSH_PATH, SandboxConfig
 from service.sandbox.state import SandboxState
+from tests.fakes import FakeClock
 
 KEY = "lost-key"
 PARTNER = 11
 NOW = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fetch(client: TestClient, clock: FakeClock) -> Any:
@@ -37,7 +30,7 @@ def confirm(client: TestClient, clock: FakeClock, last: Any) -> Any:
 
 
 def setup(count: int) -> tuple[TestClient, FakeClock]:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     state = SandboxState(SandboxConfig(partner_id=PARTNER, partner_key=KEY), clock)
     client = TestClient(create_sandbox_app(state))
     pushes = [

@@ -11,19 +11,12 @@ from service.sandbox.client import public_query, shop_query
 from service.sandbox.config import AUTH_REFRESH_PATH, ORDER_DETAIL_PATH, Faults, SandboxConfig
 from service.sandbox.stats import max_in_window
 from service.sandbox.tokens import initial_tokens
+from tests.fakes import FakeClock
 
 KEY = "stats-key"
 PARTNER = 5
 SHOP_A, SHOP_B = 400001, 400002
 MINUTE = 1_700_000_040.0  # a whole minute
-
-
-class FakeClock:
-    def __init__(self, now: float = MINUTE) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(clock: FakeClock, **faults: Any) -> TestClient:
@@ -43,7 +36,7 @@ def test_max_in_window_counts_any_sixty_second_span() -> None:
 
 
 def test_stats_match_the_calls_made() -> None:
-    clock = FakeClock()
+    clock = FakeClock(MINUTE)
     client = make(clock)
     for offset in (0, 15, 50):  # minute one
         clock.now = MINUTE + offset
@@ -66,7 +59,7 @@ def test_stats_match_the_calls_made() -> None:
 
 
 def test_stats_count_rate_limit_rejections_and_refreshes() -> None:
-    clock = FakeClock()
+    clock = FakeClock(MINUTE)
     client = make(clock, rate_limit_per_minute=1)
     call(client, clock, SHOP_A)
     call(client, clock, SHOP_A)
@@ -84,7 +77,7 @@ def test_stats_count_rate_limit_rejections_and_refreshes() -> None:
 
 
 def test_reset_stats_starts_over() -> None:
-    clock = FakeClock()
+    clock = FakeClock(MINUTE)
     client = make(clock)
     call(client, clock, SHOP_A)
     assert client.post("/sandbox/reset-stats").status_code == 200

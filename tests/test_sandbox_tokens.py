@@ -12,6 +12,7 @@ from service.sandbox.client import public_query, shop_query
 from service.sandbox.config import AUTH_REFRESH_PATH, ORDER_DETAIL_PATH, SandboxConfig
 from service.sandbox.state import SandboxState
 from service.sandbox.tokens import initial_tokens
+from tests.fakes import FakeClock
 
 KEY = "sandbox-test-key"
 PARTNER = 777
@@ -19,17 +20,9 @@ SHOP = 200000
 TTL = 60.0
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture
