@@ -13,29 +13,11 @@ from service.recover.lost import LostPushSweep, push_body
 from service.recover.metrics import RecoverMetrics
 from service.recover.produce import Producer
 from service.settings import DEFAULT_TRANSFORMS, Settings
+from tests.fakes import FakeSink
 from tests.pushes import real_push
 from transforms import load_pipeline
 
 ORDERS, DLQ = "orders", "dlq"
-
-
-class FakeSink:
-    name = "fake"
-
-    def __init__(self, fail_after: int | None = None) -> None:
-        self.sent: list[tuple[str, bytes, bytes]] = []
-        self.fail_after = fail_after
-
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def ready(self) -> bool:
-        return True
-
-    async def send(self, topic: str, key: bytes, value: bytes, *, budget_seconds: float) -> str:
-        if self.fail_after is not None and len(self.sent) >= self.fail_after:
-            raise SinkUnavailable("down")
-        self.sent.append((topic, key, value))
-        return self.name
 
 
 class FakeAPI:
@@ -75,7 +57,8 @@ async def test_pages_are_confirmed_one_by_one_after_their_records_are_durable() 
 
 
 async def test_a_sink_failure_stops_the_sweep_without_confirming_the_page() -> None:
-    api, sink = FakeAPI([message(f"L{i}") for i in range(150)]), FakeSink(fail_after=120)
+    api, sink = FakeAPI([message(f"L{i}") for i in range(150)]), FakeSink()
+    sink.fail, sink.fail_after = SinkUnavailable("kafka and the outbox are down"), 120
     with pytest.raises(SinkUnavailable):
         await sweep(api, sink).run()
     assert api.confirms == [100]
