@@ -12,16 +12,19 @@ empty page is never confirmed.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import orjson
 
+from service.errors import GatewayError
 from service.recover.api import LostMessage, RecoverAPI
 from service.recover.metrics import RecoverMetrics
 from service.recover.produce import Outcome, Producer
 from service.recover.store import RunTotals
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SOURCE = "lost_push"
 #: a sweep stops after this many pages even if Shopee keeps answering: the next one goes on
@@ -61,7 +64,7 @@ class LostPushSweep:
         seen = produced = dead = pages = 0
         confirmed_up_to = 0
         while pages < MAX_PAGES:
-            page = await self._api.lost_push_page()
+            page = await self._counted("get_lost_push_message", self._api.lost_push_page())
             if not page.messages:
                 break
             if page.last_message_id <= confirmed_up_to:
@@ -74,7 +77,9 @@ class LostPushSweep:
                 produced += outcome is Outcome.FORWARDED
                 dead += outcome is Outcome.DEAD_LETTERED
                 self._metrics.lost_pushes.labels(_STAGE[outcome]).inc()
-            await self._api.confirm_lost_pushes(page.last_message_id)
+            await self._counted(
+                "confirm_consumed_lost_push_message", self._api.confirm_lost_pushes(page.last_message_id)
+            )
             confirmed_up_to = page.last_message_id
             self._metrics.lost_pushes.labels("confirmed").inc(len(page.messages))
             log.info(
@@ -84,6 +89,13 @@ class LostPushSweep:
                 break
         detail = f"{pages} pages, confirmed up to message {confirmed_up_to}, {dead} dead-lettered"
         return RunTotals(seen=seen, produced=produced, detail=detail)
+
+    async def _counted(self, call: str, step: Awaitable[T]) -> T:
+        try:
+            return await step
+        except GatewayError as exc:
+            self._metrics.shopee_errors.labels(call, exc.reason).inc()
+            raise
 
     async def _one(self, message: LostMessage) -> Outcome:
         body = push_body(message)
