@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for every command: serve (default), consume, migrate, replay.
+# One image for every command: serve (default), consume, migrate, replay. The Shopee
+# sandbox (service/sandbox, local runs and tests only) is left out by .dockerignore.
 #   docker build -t ghcr.io/your-org/marketplace-webhook-gateway:0.1.0 .
 #   docker run --rm ghcr.io/your-org/marketplace-webhook-gateway:0.1.0 consume
 ARG PYTHON_IMAGE=python:3.11-slim

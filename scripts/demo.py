@@ -2,7 +2,7 @@
 
 Sends realistic order-status pushes (with UNPAID ones, duplicates and out-of-order
 delivery) through the sandbox's push sender, waits until every acknowledged order is a
-row with its newest status, and prints the SPEC 4.5 monitoring queries.
+row with its newest status, and prints the monitoring queries of docs/contract.md#tables.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ async def main() -> int:
         if stale:
             print(f"{len(stale)} rows do not show the newest pushed status, e.g. {stale[:3]}", file=sys.stderr)  # noqa: T201
             return 1
-        table("rows per hour (SPEC 4.5)", ["hour", "rows", "shops"], await conn.fetch(HOURLY))
-        table("rows per shop, last hour (SPEC 4.5)", ["shop_id", "rows", "last processed"], await conn.fetch(PER_SHOP))
+        table("rows per hour", ["hour", "rows", "shops"], await conn.fetch(HOURLY))
+        table("rows per shop, last hour", ["shop_id", "rows", "last processed"], await conn.fetch(PER_SHOP))
     finally:
         await conn.close()
     return 0

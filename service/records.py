@@ -1,4 +1,4 @@
-"""Shared vocabulary: the parsed push, the Kafka order record (SPEC 4.4) and dead letters.
+"""Shared vocabulary: the parsed push, the Kafka order record (docs/contract.md#the-kafka-record) and dead letters.
 
 Everything that crosses a module boundary is one of these; encode/decode live here too.
 """
@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 PLATFORM = "shopee"
+
+# A dead letter carries the raw body base64-encoded (4/3 larger); past about 750 KiB it
+# would exceed Kafka's default 1 MiB record limit, be refused for good, and turn a push
+# that retrying cannot fix into a 503 (or a row that blocks the outbox relay). Such a body
+# keeps its head, and its size and digest go into the detail.
+DEAD_LETTER_BODY_BYTES = 512 * 1024
 
 
 def shop_key(shop_id: str | int) -> str:
@@ -29,7 +35,7 @@ def _is_int(value: Any) -> bool:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderRecord:
-    """The value on marketplace.orders (SPEC 4.4), a superset of the seed's record.
+    """The value on marketplace.orders (docs/contract.md#the-kafka-record), a superset of the seed's record.
 
     A slotted dataclass rather than a pydantic model: the consumer holds one per pending
     record (hundreds of thousands with 10,000 shops' partial batches), and orjson
@@ -121,7 +127,6 @@ class PushEvent:
     update_time: int | None = None
     msg_id: str | None = None
     record: OrderRecord | None = None
-    annotations: dict[str, Any] = field(default_factory=dict)
 
 
 class DeadLetter(BaseModel):
@@ -155,12 +160,26 @@ class DeadLetter(BaseModel):
 
     @classmethod
     def for_raw_body(
-        cls, reason: str, detail: str, raw_body: bytes, now_ms: int, shop_id: str | None = None
+        cls,
+        reason: str,
+        detail: str,
+        raw_body: bytes,
+        now_ms: int,
+        shop_id: str | None = None,
+        *,
+        source: str = "ingest",
     ) -> DeadLetter:
+        """A letter keeping the exact bytes received, truncated to DEAD_LETTER_BODY_BYTES."""
+        if len(raw_body) > DEAD_LETTER_BODY_BYTES:
+            digest = hashlib.sha256(raw_body).hexdigest()
+            detail = (
+                f"raw body truncated to {DEAD_LETTER_BODY_BYTES} of {len(raw_body)} bytes (sha256 {digest}); {detail}"
+            )
+            raw_body = raw_body[:DEAD_LETTER_BODY_BYTES]
         return cls(
             reason=reason,
             detail=detail[:500],
-            source="ingest",
+            source=source,
             failed_at_ms=now_ms,
             shop_id=shop_id,
             raw_body_b64=base64.b64encode(raw_body).decode(),

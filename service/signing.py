@@ -1,4 +1,4 @@
-"""Shopee signatures (SPEC 3.1 and 3.4), as pure functions of key and message.
+"""Shopee signatures (docs/contract.md: push signature, API calls), as pure functions of key and message.
 
 HMAC comes from `cryptography`; comparison is constant-time.
 """

@@ -45,7 +45,7 @@ async def seed_shop(
     is_active: bool = True,
     expires_at: dt.datetime | None = None,
 ) -> None:
-    """The seed's own INSERT (SPEC 4.5), plus an expiry when the test wants one."""
+    """The seed's own INSERT (docs/contract.md#tables), plus an expiry when the test wants one."""
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(

@@ -1,4 +1,4 @@
-"""The ledger check (SPEC 5.1), reusable by every end-to-end and fault test.
+"""The ledger check (docs/contract.md#guarantees), reusable by every end-to-end and fault test.
 
 Given the push sender's ledger of what Shopee would have seen acknowledged, wait until
 each acknowledged order-status push is accounted for, then assert:

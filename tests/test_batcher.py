@@ -24,7 +24,7 @@ def test_batch_flushes_at_max_distinct_orders_without_waiting() -> None:
     full = batcher.add(item("s", "C", 2), now=0)
     assert full is not None
     assert full.order_sns == ["A", "B", "C"]
-    assert len(batcher) == 0
+    assert batcher.next_deadline() is None  # nothing left open
 
 
 def test_duplicate_order_does_not_count_twice_but_keeps_every_offset() -> None:
@@ -80,17 +80,8 @@ def test_drop_partitions_removes_only_revoked_records() -> None:
     batcher.add(item("s1", "B", 0, tp=TP1), now=0)
     batcher.add(item("s2", "C", 1, tp=TP0), now=0)
     assert batcher.drop_partitions({TP0}) == 2
-    (batch,) = batcher.drain()
+    (batch,) = batcher.due(now=10)
     assert batch.shop_id == "s1"
     assert batch.order_sns == ["B"]
-    assert batcher.pending_records == 0
-
-
-def test_subset_keeps_all_records_of_the_chosen_orders() -> None:
-    batcher = Batcher(max_size=50, timeout_seconds=10)
-    for offset, sn in enumerate(["A", "B", "A", "C"]):
-        batcher.add(item("s", sn, offset), now=0)
-    (batch,) = batcher.drain()
-    part = batch.subset(["A"])
-    assert [i.offset for i in part.items] == [0, 2]
-    assert part.order_sns == ["A"]
+    assert [(i.partition, i.offset) for i in batch.items] == [(TP1, 0)]
+    assert batcher.next_deadline() is None

@@ -9,7 +9,8 @@ import time
 import httpx
 from prometheus_client import CollectorRegistry
 
-from service.consume.metrics import ConsumerMetrics, MetricsServer
+from service.consume.metrics import ConsumerMetrics
+from service.consume.metrics_server import MetricsServer
 from service.logs import setup_logging
 from tests.conftest import free_port
 

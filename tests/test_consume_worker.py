@@ -8,7 +8,6 @@ from prometheus_client import CollectorRegistry
 from service.consume.batcher import Batch, Item
 from service.consume.metrics import ConsumerMetrics
 from service.consume.shopee import OrderDetails
-from service.consume.store import Credentials, OrderRow, Refresher, TokenPair
 from service.consume.throttle import ShopThrottle
 from service.consume.worker import Worker
 from service.errors import (
@@ -22,6 +21,7 @@ from service.errors import (
 )
 from service.records import DeadLetter, OrderRecord
 from service.settings import Settings
+from service.types import Credentials, OrderRow, Refresher, TokenPair
 from tests.consume_helpers import FakeClock
 
 WALL = 1_700_000_000.0
@@ -245,3 +245,15 @@ async def test_every_call_including_retries_counts_against_the_shop_limit() -> N
     assert (await worker.process(batch("A"))).durable
     # calls at t=0 and t=0.5 use the budget; the third waits for t=60
     assert clock() >= 60
+
+
+async def test_an_undecodable_record_is_dead_lettered_through_the_retry_policy() -> None:
+    dead = FakeDeadLetters(*(SinkUnavailable("dead-letter topic down") for _ in range(5)))
+    worker, clock, _ = make_worker(FakeShopee(), FakeStore(creds()), dead)
+    await worker.dead_letter_undecodable(b"shop-42", b"\xffnot json", "unexpected byte")
+    # 4 attempts with jittered backoff (jitter 0: half of 1, 2, 4 s), then retry_max_seconds, then a new round
+    assert clock.sleeps == [0.5, 1.0, 2.0, 30, 0.5]
+    (letter,) = dead.letters
+    assert (letter.reason, letter.source, letter.shop_id) == ("undecodable_record", "consumer", "42")
+    assert letter.raw_body() == b"\xffnot json"
+    assert letter.failed_at_ms == WALL * 1000

@@ -3,7 +3,7 @@
 Each test runs the sandbox, the ingest and the consumer as subprocesses (tests/e2e.py),
 sends pushes with the sandbox's push sender (Shopee's retries, time-scaled), breaks one
 part while they flow (SIGKILL of the broker, of the ingest mid-relay, of the consumer
-mid-batch, a rebalance, a Postgres restart, a misbehaving Shopee) and then asserts SPEC 5.1
+mid-batch, a rebalance, a Postgres restart, a misbehaving Shopee) and then asserts docs/contract.md#guarantees
 with `check_ledger`: every acknowledged push is its order's newest row, no duplicates,
 nothing dead-lettered.
 """

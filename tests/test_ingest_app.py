@@ -13,35 +13,11 @@ from service.errors import SinkUnavailable
 from service.ingest.app import create_app
 from service.records import DeadLetter
 from service.settings import DEFAULT_TRANSFORMS, Settings
+from tests.fakes import FakeSink
 from tests.pushes import CALLBACK_URL, PUSH_KEY, legacy_push, real_push, signed_headers
 from transforms import load_pipeline
 
 ORDERS, DLQ = "orders", "orders.dlq"
-
-
-class FakeSink:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes]] = []
-        self.fail: Exception | None = None
-        self.started = self.stopped = False
-
-    async def start(self) -> None:
-        self.started = True
-
-    async def stop(self) -> None:
-        self.stopped = True
-
-    async def send(self, topic: str, key: bytes, value: bytes, *, budget_seconds: float) -> str:
-        if self.fail is not None:
-            raise self.fail
-        self.sent.append((topic, key, value))
-        return "fake"
-
-    async def ready(self) -> bool:
-        return self.fail is None
-
-    def on(self, topic: str) -> list[tuple[bytes, bytes]]:
-        return [(k, v) for t, k, v in self.sent if t == topic]
 
 
 def make_settings(**kw: object) -> Settings:
@@ -195,3 +171,11 @@ def test_missing_callback_url_is_a_config_error(sink: FakeSink) -> None:
 
     with pytest.raises(ConfigError, match="SHOPEE_CALLBACK_URL"):
         create_app(Settings(shopee_push_key=PUSH_KEY), sink, load_pipeline(["transforms.shopee:normalise"]))
+
+
+def test_the_outbox_gauges_are_served_on_the_apps_metrics() -> None:
+    from service.ingest.server import build_app
+
+    app = build_app(make_settings(database_url="postgresql://gateway@127.0.0.1:1/unused"))
+    app.state.sink.metrics.outbox_depth.set(7)
+    assert "gateway_outbox_depth 7.0" in TestClient(app).get("/metrics").text  # no lifespan: no database needed

@@ -1,6 +1,6 @@
 """Hostile and broken input at the ingest endpoint: a corpus, each case with its answer.
 
-SPEC 4.3: an empty 2xx for what was forwarded, skipped or dead-lettered; 401 with nothing
+docs/contract.md#http-answers: an empty 2xx for what was forwarded, skipped or dead-lettered; 401 with nothing
 forwarded or stored for a bad signature; 413 over the size limit; 408 when the body does
 not arrive within the response budget; 503 only when nothing could be made durable;
 never a 500. In-process cases use a fake sink; the slow-body cases need a real server.

@@ -1,4 +1,4 @@
-"""SPEC 5.2 against the real broker and Postgres: Kafka down -> outbox -> 2xx -> relayed."""
+"""Ingest durability (docs/contract.md) against the real broker and Postgres: Kafka down -> outbox -> 2xx -> relayed."""
 
 from __future__ import annotations
 
@@ -113,6 +113,7 @@ async def test_neither_kafka_nor_outbox_gives_503(private_broker: PrivateBroker)
 async def test_two_relays_drain_the_outbox_without_losing_rows(
     kafka_bootstrap: str, database_url: str, new_topic: object
 ) -> None:
+    from service.ingest.metrics import IngestMetrics
     from service.ingest.outbox import INSERT, OutboxSink
     from service.ingest.sink import KafkaSink
     from service.settings import Settings
@@ -125,7 +126,7 @@ async def test_two_relays_drain_the_outbox_without_losing_rows(
     finally:
         await conn.close()
     settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, database_url=database_url)
-    sinks = [OutboxSink(settings, KafkaSink(settings)) for _ in range(2)]
+    sinks = [OutboxSink(settings, KafkaSink(settings), IngestMetrics()) for _ in range(2)]
     for s in sinks:
         await s._kafka.start()
     try:

@@ -50,7 +50,7 @@ KUBERNETES_VERSION = "1.31"
 IMAGE_NAME = "ghcr.io/your-org/marketplace-webhook-gateway"
 APP_UID = 10001
 SECRET_TEMPLATE = "secret.example.yaml"
-KAFKA_PARTITIONS = 100  # marketplace.orders in production (SPEC 4.4)
+KAFKA_PARTITIONS = 100  # marketplace.orders in production (docs/contract.md#the-kafka-record)
 INGEST_PORT = 8080
 
 # What each command needs before it can start. Each inner tuple is "any of these".
@@ -629,3 +629,12 @@ def test_dockerfile_builder_copies_exist_and_are_not_dockerignored() -> None:
         assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
         assert not any(fnmatch.fnmatch(source, pattern) for pattern in ignored), f"{source} is in .dockerignore"
     assert {".git", ".venv", ".env"} <= set(ignored)
+
+
+def test_the_image_leaves_the_sandbox_out_and_nothing_it_ships_imports_it() -> None:
+    ignored = {line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()}
+    assert "service/sandbox" in ignored
+    shipped = [p for p in (ROOT / "service").rglob("*.py") if "sandbox" not in p.relative_to(ROOT).parts]
+    shipped += list((ROOT / "transforms").rglob("*.py"))
+    importing = re.compile(r"^\s*(from|import)\s+service\.sandbox\b", re.MULTILINE)
+    assert [str(p.relative_to(ROOT)) for p in shipped if importing.search(p.read_text(encoding="utf-8"))] == []

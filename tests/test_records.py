@@ -1,7 +1,9 @@
+import hashlib
+
 import orjson
 import pytest
 
-from service.records import DeadLetter, OrderRecord
+from service.records import DEAD_LETTER_BODY_BYTES, DeadLetter, OrderRecord
 
 GOOD = {
     "platform": "shopee",
@@ -57,3 +59,20 @@ def test_dead_letter_keeps_the_exact_raw_body() -> None:
     letter = DeadLetter.for_raw_body("invalid_json", "detail", b"\xff\x00{", 5, "12")
     decoded = DeadLetter.decode(letter.encode())
     assert decoded.raw_body() == b"\xff\x00{" and decoded.key == "shop-12" and decoded.source == "ingest"
+
+
+def test_a_huge_body_keeps_its_head_and_the_detail_gives_its_size_and_digest() -> None:
+    body = b"x" * DEAD_LETTER_BODY_BYTES + b"tail"
+    letter = DeadLetter.for_raw_body("invalid_json", "Expecting value", body, 5)
+    assert letter.raw_body() == body[:DEAD_LETTER_BODY_BYTES]
+    digest = hashlib.sha256(body).hexdigest()
+    assert letter.detail == (
+        f"raw body truncated to {DEAD_LETTER_BODY_BYTES} of {len(body)} bytes (sha256 {digest}); Expecting value"
+    )
+    assert len(letter.encode()) < 1_000_000  # Kafka's default largest record is 1 MiB
+
+
+def test_a_body_at_the_limit_is_kept_whole() -> None:
+    body = b"y" * DEAD_LETTER_BODY_BYTES
+    letter = DeadLetter.for_raw_body("invalid_json", "Expecting value", body, 5, source="consumer")
+    assert (letter.raw_body(), letter.detail, letter.source) == (body, "Expecting value", "consumer")

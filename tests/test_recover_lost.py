@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from service.errors import SinkUnavailable
+from service.pipeline import load_pipeline
 from service.records import OrderRecord, PushEvent
 from service.recover.api import LostMessage, LostPage
 from service.recover.lost import LostPushSweep, push_body
@@ -15,7 +16,6 @@ from service.recover.produce import Producer
 from service.settings import DEFAULT_TRANSFORMS, Settings
 from tests.fakes import FakeSink
 from tests.pushes import real_push
-from transforms import load_pipeline
 
 ORDERS, DLQ = "orders", "dlq"
 

@@ -1,4 +1,4 @@
-"""The sandbox's get_order_detail: signing, validation, envelope and order fields (SPEC 3.4)."""
+"""The sandbox's get_order_detail: signing, validation, envelope and order fields (docs/contract.md#api-calls)."""
 
 from __future__ import annotations
 

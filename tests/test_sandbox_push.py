@@ -1,4 +1,4 @@
-"""The push sender: SPEC 3.3 bodies, SPEC 3.1 signatures, Shopee's retries, the ledger."""
+"""The push sender: bodies, signatures and Shopee's retries as in docs/contract.md; the ledger."""
 
 from __future__ import annotations
 

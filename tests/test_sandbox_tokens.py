@@ -1,4 +1,4 @@
-"""Token expiry, refresh rotation, single-use refresh tokens and the 5-minute grace (SPEC 3.4)."""
+"""Token expiry, refresh rotation, single-use refresh tokens and the 5-minute grace (docs/contract.md#api-calls)."""
 
 from __future__ import annotations
 

@@ -5,8 +5,9 @@ import datetime as dt
 
 import pytest
 
-from service.consume.store import Credentials, OrderRow, Store, TokenPair
+from service.consume.store import Store
 from service.errors import CredentialsError
+from service.types import Credentials, OrderRow, TokenPair
 from tests.consume_helpers import fetch_rows, migrated, seed_shop
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,8 @@ import dataclasses
 import re
 from typing import Any
 
+from service.pipeline import Skip
 from service.records import OrderRecord, PushEvent, event_id_for
-from transforms import Skip
 
 ORDER_STATUS_CODE = 3
 # Shopee's (undocumented) msg_id is 32 hex; anything else is not trusted as an event id

@@ -9,13 +9,11 @@ for each original record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from service.records import OrderRecord
-
-#: (topic, partition); aiokafka's TopicPartition is a NamedTuple and compares equal to it
-Partition = tuple[str, int]
+from service.types import Partition
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +69,6 @@ class Batch:
                 kept.add(item)
         return kept if kept.items else None
 
-    def subset(self, order_sns: Iterable[str]) -> Batch:
-        """The records of some of this batch's orders, as a batch of their own."""
-        wanted = set(order_sns)
-        part = Batch(self.shop_id, self.opened_at, requeues=self.requeues)
-        for item in self.items:
-            if item.record.order_sn in wanted:
-                part.add(item)
-        return part
-
 
 class Batcher:
     def __init__(self, *, max_size: int, timeout_seconds: float) -> None:
@@ -123,16 +112,3 @@ class Batcher:
             else:
                 self._open[shop] = kept
         return dropped
-
-    def drain(self) -> list[Batch]:
-        """Remove and return every open batch."""
-        batches = sorted(self._open.values(), key=lambda b: b.opened_at)
-        self._open.clear()
-        return batches
-
-    @property
-    def pending_records(self) -> int:
-        return sum(len(b.items) for b in self._open.values())
-
-    def __len__(self) -> int:
-        return len(self._open)

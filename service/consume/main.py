@@ -14,7 +14,8 @@ import signal
 from prometheus_client import CollectorRegistry
 
 from service.consume.deadletters import KafkaDeadLetters, dead_letter_producer
-from service.consume.metrics import ConsumerMetrics, MetricsServer
+from service.consume.metrics import ConsumerMetrics
+from service.consume.metrics_server import MetricsServer
 from service.consume.runner import Consumer
 from service.consume.shopee import ShopeeClient
 from service.consume.store import Store

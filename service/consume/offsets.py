@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from service.consume.batcher import Partition
+from service.types import Partition
 
 
 class _PartitionLog:

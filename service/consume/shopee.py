@@ -1,4 +1,6 @@
-"""Shopee Open Platform client (SPEC 3.4): order detail and token refresh, over httpx.
+"""Shopee Open Platform client: order detail and token refresh, over httpx.
+
+The calls and their signing: docs/contract.md#api-calls.
 
 Every failure becomes one of the errors in service/errors.py, so the worker can choose
 between retrying and dead-lettering by `retriable` alone:
@@ -25,7 +27,6 @@ from typing import Any
 import httpx
 import orjson
 
-from service.consume.store import TokenPair
 from service.errors import (
     CredentialsError,
     ShopeeAuthError,
@@ -35,6 +36,7 @@ from service.errors import (
     ShopeeTransient,
 )
 from service.signing import api_sign
+from service.types import TokenPair
 
 ORDER_DETAIL_PATH = "/api/v2/order/get_order_detail"
 ACCESS_TOKEN_PATH = "/api/v2/auth/access_token/get"  # noqa: S105 - a URL path

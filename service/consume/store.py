@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -13,8 +12,9 @@ import asyncpg
 import orjson
 
 from service.errors import CredentialsError, StoreError
+from service.types import Credentials, OrderRow, Refresher
 
-#: One multi-row upsert for a batch (SPEC 4.5). The newest `update_time` wins, ties go to
+#: One multi-row upsert for a batch (docs/contract.md#tables). The newest `update_time` wins, ties go to
 #: the later write, and a known update_time is never replaced by an unknown (NULL) one.
 #: DISTINCT ON makes the statement safe even when the same order appears twice in its
 #: input (Postgres refuses to update one row twice in one statement), and its ORDER BY
@@ -57,17 +57,6 @@ WHERE shop_id = $1
 """
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRow:
-    shop_id: str
-    order_sn: str
-    order_status: str | None
-    update_time: int | None
-    order_detail: dict[str, Any]
-    event_id: str | None
-    record_timestamp_ms: int | None
-
-
 def upsert_args(rows: Sequence[OrderRow]) -> tuple[list[Any], ...]:
     """The parameters of UPSERT_ORDERS_SQL for `rows` (column arrays)."""
     return (
@@ -85,32 +74,6 @@ async def upsert_orders(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionPr
     """Upsert `rows` with one statement (callers own the transaction, if any)."""
     if rows:
         await conn.execute(UPSERT_ORDERS_SQL, *upsert_args(rows))
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    shop_id: str
-    access_token: str
-    refresh_token: str
-    access_token_expires_at: dt.datetime | None = None
-    refresh_token_expires_at: dt.datetime | None = None
-
-    def needs_refresh(self, now: dt.datetime, margin_seconds: float) -> bool:
-        """Expired or about to; an unknown expiry counts as valid until Shopee rejects it."""
-        if self.access_token_expires_at is None:
-            return False
-        return self.access_token_expires_at - dt.timedelta(seconds=margin_seconds) <= now
-
-
-@dataclass(frozen=True, slots=True)
-class TokenPair:
-    access_token: str
-    refresh_token: str
-    access_token_expires_at: dt.datetime | None
-    refresh_token_expires_at: dt.datetime | None
-
-
-Refresher = Callable[[Credentials], Awaitable[TokenPair]]
 
 
 def _credentials(row: asyncpg.Record | None, shop_id: str) -> Credentials:

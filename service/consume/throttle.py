@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
+from service.types import Clock, Sleep
 
 
 class ShopThrottle:
@@ -66,10 +64,11 @@ class ShopThrottle:
         self.record(shop, self._clock())
         return self._clock() - start
 
-    def forget_idle(self, now: float) -> None:
-        """Drop shops without calls in the window, so memory follows active shops only."""
-        for shop in [s for s in self._calls if not self._log(s, now)]:
-            del self._calls[shop]
+    def forget_idle(self, now: float) -> int:
+        """Drop shops without calls in the window, so memory follows active shops only.
 
-    def calls_in_window(self, shop: str, now: float) -> int:
-        return len(self._log(shop, now))
+        Returns how many shops were forgotten."""
+        idle = [s for s in self._calls if not self._log(s, now)]
+        for shop in idle:
+            del self._calls[shop]
+        return len(idle)

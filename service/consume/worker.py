@@ -1,9 +1,10 @@
 """One batch, start to finish: credentials -> Shopee -> store, or dead letters.
 
 The choice between retrying and dead-lettering is made by `error.retriable` alone.
-Retriable failures are retried here with exponential backoff and jitter; when they
-outlast the retry budget the batch is handed back (`BatchResult.retry_in`) and its
-records stay uncommitted: waiting never loses an order, a dead letter needs a replay.
+Retriable failures are retried through one RetryPolicy (retry.py: capped attempts,
+backoff with jitter); when they outlast it the batch is handed back
+(`BatchResult.retry_in`) and its records stay uncommitted: waiting never loses an
+order, a dead letter needs a replay.
 Permanent failures dead-letter each original record, with the reason, so `replay` can
 re-publish every one of them.
 """
@@ -18,20 +19,20 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from service.consume.batcher import Batch, Item
 from service.consume.deadletters import DeadLetterSink
 from service.consume.metrics import ConsumerMetrics
+from service.consume.retry import Exhausted, RetryPolicy
 from service.consume.shopee import OrderDetails
-from service.consume.store import Credentials, OrderRow, Refresher, TokenPair
 from service.consume.throttle import ShopThrottle
-from service.errors import GatewayError, ShopeeAuthError, ShopeeRateLimited
+from service.errors import GatewayError, ShopeeAuthError
 from service.records import DeadLetter, OrderRecord
 from service.settings import Settings
+from service.types import Credentials, OrderRow, Refresher, TokenPair
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class ShopeeAPI(Protocol):
@@ -66,12 +67,6 @@ class BatchResult:
     retry_in: float = 0.0
 
 
-class _Exhausted(Exception):
-    def __init__(self, last: GatewayError) -> None:
-        super().__init__(str(last))
-        self.last = last
-
-
 class Worker:
     def __init__(
         self,
@@ -92,9 +87,10 @@ class Worker:
         self._dead_letters = dead_letters
         self._throttle = throttle
         self._metrics = metrics
-        self._sleep = sleep
         self._wall = wall_clock
-        self._jitter = jitter
+        self._retry = RetryPolicy.from_settings(
+            settings, sleep=sleep, jitter=jitter, on_retry=lambda exc: metrics.retries.labels(exc.reason).inc()
+        )
 
     # -- entry point -------------------------------------------------------------------
 
@@ -102,7 +98,7 @@ class Worker:
         """Make every record of `batch` durable (row or dead letter), or say when to retry."""
         try:
             details = await self._fetch(batch)
-        except _Exhausted as exc:
+        except Exhausted as exc:
             return self._retry_later(batch, exc.last)
         except GatewayError as exc:
             assert not exc.retriable
@@ -134,7 +130,7 @@ class Worker:
                 if not refreshed and creds is not None:
                     refreshed = True
                     rotate = functools.partial(self._rotate, shop, creds.access_token)
-                    creds = await self._retrying(rotate, shop)
+                    creds = await self._retry.run(rotate, shop)
                     continue
                 last: GatewayError = exc
             except GatewayError as exc:
@@ -142,9 +138,7 @@ class Worker:
                     raise
                 last = exc
             attempts += 1
-            if attempts >= self._settings.retry_max_attempts:
-                raise _Exhausted(last)
-            await self._backoff(attempts, last, shop)
+            await self._retry.after_failure(attempts, last, shop)
 
     async def _credentials(self, shop: str) -> Credentials:
         creds = await self._store.credentials(shop)
@@ -202,12 +196,12 @@ class Worker:
     ) -> BatchResult:
         try:
             if rows:
-                await self._retrying(lambda: self._upsert(rows), batch.shop_id)
+                await self._retry.run(lambda: self._upsert(rows), batch.shop_id)
             if dead:
                 letters = [self._letter(item, reason, detail, batch.requeues + 1) for item in dead]
-                await self._retrying(lambda: self._dead_letters.send(letters), batch.shop_id)
+                await self._retry.run(lambda: self._dead_letters.send(letters), batch.shop_id)
                 self._metrics.dead_letters.labels(reason).inc(len(letters))
-        except _Exhausted as exc:
+        except Exhausted as exc:
             return self._retry_later(batch, exc.last)
         now_ms = self._wall() * 1000
         written = {row.order_sn for row in rows}
@@ -218,48 +212,27 @@ class Worker:
         self._metrics.batches.labels("dead_lettered" if dead and not rows else "done").inc()
         return BatchResult(durable=True, written=len(rows), dead_lettered=len(dead))
 
+    async def dead_letter_undecodable(self, key: bytes | None, value: bytes, detail: str) -> None:
+        """Keep a record the consumer cannot decode as a dead letter; return once it is durable.
+
+        Retried like every other step; when the attempts are spent it waits and tries again,
+        so the record's offset stays uncommitted until its letter is durable.
+        """
+        shop = key[5:].decode("utf-8", "replace") if key is not None and key.startswith(b"shop-") else None
+        letter = DeadLetter.for_raw_body(
+            "undecodable_record", detail, value, int(self._wall() * 1000), shop, source="consumer"
+        )
+        await self._retry.run_until_done(lambda: self._dead_letters.send([letter]), shop)
+        self._metrics.dead_letters.labels(letter.reason).inc()
+
     async def _upsert(self, rows: list[OrderRow]) -> None:
         start = time.perf_counter()
         await self._store.upsert_orders(rows)
         self._metrics.upsert_latency.observe(time.perf_counter() - start)
 
-    # -- retry machinery -----------------------------------------------------------------
-
-    async def _retrying(self, step: Callable[[], Awaitable[T]], shop: str) -> T:
-        """Run `step`, retrying retriable errors; _Exhausted when the budget is spent."""
-        attempts = 0
-        while True:
-            try:
-                return await step()
-            except GatewayError as exc:
-                if not exc.retriable:
-                    raise
-                attempts += 1
-                if attempts >= self._settings.retry_max_attempts:
-                    raise _Exhausted(exc) from exc
-                await self._backoff(attempts, exc, shop)
-
-    def backoff_seconds(self, attempt: int, error: GatewayError) -> float:
-        """Exponential backoff with jitter (half fixed, half random), at least Retry-After."""
-        s = self._settings
-        ceiling = min(s.retry_max_seconds, s.retry_base_seconds * 2 ** (attempt - 1))
-        delay = ceiling * (0.5 + 0.5 * self._jitter())
-        if isinstance(error, ShopeeRateLimited) and error.retry_after_seconds is not None:
-            delay = max(delay, min(error.retry_after_seconds, s.retry_max_seconds))
-        return float(delay)
-
-    async def _backoff(self, attempt: int, error: GatewayError, shop: str) -> None:
-        self._metrics.retries.labels(error.reason).inc()
-        delay = self.backoff_seconds(attempt, error)
-        log.info(
-            "retrying after a transient failure",
-            extra={"shop_id": shop, "reason": error.reason, "attempt": attempt, "delay_s": round(delay, 3)},
-        )
-        await self._sleep(delay)
-
     def _retry_later(self, batch: Batch, error: GatewayError) -> BatchResult:
         self._metrics.batches.labels("retry_later").inc()
-        delay = self._settings.retry_max_seconds
+        delay = self._retry.later_seconds
         log.warning(
             "batch kept uncommitted; retrying later",
             extra={"shop_id": batch.shop_id, "reason": error.reason, "error": str(error), "retry_in_s": delay},

@@ -1,4 +1,4 @@
-"""The fallback outbox (SPEC 5.2): a Postgres table that takes a push when Kafka cannot.
+"""The fallback outbox (docs/contract.md#ingest-durability): a Postgres table that takes a push when Kafka cannot.
 
 OutboxSink wraps a KafkaSink. A record goes to Kafka first, with most of the response
 budget; if Kafka does not acknowledge in time, the record is written to `gateway_outbox`
@@ -43,13 +43,13 @@ STATS = "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) FROM gatew
 class OutboxSink:
     name = "outbox"
 
-    def __init__(self, settings: Settings, kafka: KafkaSink, metrics: IngestMetrics | None = None) -> None:
+    def __init__(self, settings: Settings, kafka: KafkaSink, metrics: IngestMetrics) -> None:
         assert settings.database_url is not None
         self._dsn = settings.database_url.get_secret_value()
         self._kafka = kafka
         self._interval = settings.outbox_relay_interval_seconds
         self._reserve = min(settings.ingest_outbox_reserve_seconds, settings.ingest_response_budget_seconds / 2)
-        self.metrics = metrics if metrics is not None else IngestMetrics()
+        self.metrics = metrics  # the app's: its gauges are served on the app's /metrics
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._relay: asyncio.Task[None] | None = None

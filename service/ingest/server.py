@@ -14,8 +14,8 @@ from service.ingest.metrics import IngestMetrics
 from service.ingest.outbox import OutboxSink
 from service.ingest.sink import KafkaSink, Sink
 from service.logs import setup_logging
+from service.pipeline import load_pipeline
 from service.settings import Settings, load_settings
-from transforms import load_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_sink(settings: Settings, metrics: IngestMetrics) -> Sink:
-    """Kafka, wrapped by the Postgres outbox when DATABASE_URL is set (SPEC 5.2)."""
+    """Kafka, wrapped by the Postgres outbox when DATABASE_URL is set (docs/contract.md#ingest-durability)."""
     kafka = KafkaSink(settings)
     if settings.database_url is not None and settings.ingest_outbox_enabled:
         return OutboxSink(settings, kafka, metrics)

@@ -18,13 +18,14 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from service.consume.metrics import MetricsServer
+from service.consume.metrics_server import MetricsServer
 from service.consume.shopee import ShopeeClient
 from service.consume.store import Store
 from service.consume.throttle import ShopThrottle
 from service.ingest.metrics import IngestMetrics
 from service.ingest.server import build_sink
 from service.logs import setup_logging
+from service.pipeline import load_pipeline
 from service.recover.api import RecoverAPI
 from service.recover.lost import LostPushSweep
 from service.recover.metrics import RecoverMetrics
@@ -33,7 +34,6 @@ from service.recover.reconcile import ReconcileSweep
 from service.recover.runner import Runner, Sweep
 from service.recover.store import RecoverStore
 from service.settings import Settings, load_settings
-from transforms import load_pipeline
 
 log = logging.getLogger(__name__)
 

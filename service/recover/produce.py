@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 
 from service.ingest.sink import Sink
+from service.pipeline import Pipeline, Skip
 from service.records import DeadLetter, OrderRecord, PushEvent, shop_key
 from service.settings import Settings
-from transforms import Pipeline, Skip
 
 log = logging.getLogger(__name__)
 

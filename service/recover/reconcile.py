@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from service.consume.store import Credentials, Store, TokenPair
+from service.consume.store import Store
 from service.consume.throttle import ShopThrottle
 from service.consume.worker import ShopeeAPI
 from service.errors import CredentialsError, GatewayError, ShopeeAuthError, ShopeeRateLimited
@@ -32,6 +32,7 @@ from service.recover.metrics import RecoverMetrics
 from service.recover.produce import Outcome, Producer
 from service.recover.store import RecoverStore, RunTotals, ShopState
 from service.settings import Settings
+from service.types import Credentials, TokenPair
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The simulated Shopee Open Platform API (SPEC 3.4), as a Starlette app.
+"""The simulated Shopee Open Platform API (docs/contract.md#api-calls), as a Starlette app.
 
 Every `/api/v2/...` call goes through the same gate, in this order: injected latency,
 call counted in the stats, injected bare HTTP 503, partner_id, timestamp (within 5 min

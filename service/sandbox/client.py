@@ -14,7 +14,7 @@ def public_query(partner_id: int, partner_key: str, path: str, timestamp: int) -
 def shop_query(
     partner_id: int, partner_key: str, path: str, timestamp: int, access_token: str, shop_id: int
 ) -> dict[str, str]:
-    """Common parameters of a shop-level call (SPEC 3.4)."""
+    """Common parameters of a shop-level call (docs/contract.md#api-calls)."""
     sign = api_sign(partner_key.encode(), partner_id, path, timestamp, access_token, shop_id)
     return {
         "partner_id": str(partner_id),

@@ -2,7 +2,7 @@
 
 The plan is a deterministic function of the config (given a seed) and the start time:
 orders spread round-robin over shops, each following a realistic status progression with
-increasing update_time, rendered as the exact code-3 body of SPEC 3.3. The ledger records
+increasing update_time, rendered as the exact code-3 body of docs/contract.md#push-payloads. The ledger records
 every delivery, and `expected_orders()` says what the database should end up holding.
 """
 
@@ -63,7 +63,7 @@ class PlannedPush:
 
 
 def push_body(shop_id: int, order_sn: str, status: str, update_time: int) -> bytes:
-    """The exact bytes of a code-3 order status push (SPEC 3.3, key order and all)."""
+    """The exact bytes of a code-3 order status push (docs/contract.md#push-payloads, key order and all)."""
     data = {"items": [], "ordersn": order_sn, "status": status, "completed_scenario": "", "update_time": update_time}
     return orjson.dumps({"data": data, "shop_id": shop_id, "code": 3, "timestamp": update_time})
 

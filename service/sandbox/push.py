@@ -1,10 +1,10 @@
 """The push sender: signed code-3 pushes delivered the way Shopee delivers them.
 
-Each push is POSTed with `Authorization: <push signature>` (SPEC 3.1). It counts as
-acknowledged only for a 2xx with an empty body within the timeout (SPEC 3.2); otherwise
-it is retried after 5 min, 30 min and 3 h (divided by `time_scale`), and a push that
-exhausts its retries becomes a lost push, fetchable from the sandbox's
-get_lost_push_message. Before sending, each order's final state is registered with the
+Each push is POSTed with `Authorization: <push signature>`. It counts as acknowledged
+only for a 2xx with an empty body within the timeout (docs/contract.md: push signature,
+what Shopee expects back); otherwise it is retried after 5 min, 30 min and 3 h (divided
+by `time_scale`), and a push that exhausts its retries becomes a lost push, fetchable
+from the sandbox's get_lost_push_message. Before sending, each order's final state is registered with the
 sandbox, so get_order_detail agrees with the newest push.
 
 `lost_fraction` of the pushes skip delivery and go straight to the lost-push queue (as

@@ -1,4 +1,4 @@
-"""Shop access and refresh tokens, as Shopee issues and rotates them (SPEC 3.4).
+"""Shop access and refresh tokens, as Shopee issues and rotates them (docs/contract.md#api-calls).
 
 Initial tokens are a pure function of (partner_key, shop_id), so `demo-shops` running in
 another process knows them without asking the sandbox. Each refresh issues generation

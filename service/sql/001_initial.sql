@@ -1,4 +1,4 @@
--- Credentials per shop and the raw order table (SPEC 4.5).
+-- Credentials per shop and the raw order table (docs/contract.md#tables).
 -- partner_id is text: the seed's INSERT may pass it as a number or a string literal, and
 -- an integer assigns to text implicitly, while a non-numeric string would not fit bigint.
 
@@ -34,5 +34,5 @@ CREATE TABLE IF NOT EXISTS shopee_orders_raw (
     CONSTRAINT shopee_orders_raw_shop_order_key UNIQUE (shop_id, order_sn)
 );
 
--- the monitoring queries of SPEC 4.5 filter on processed_at
+-- the monitoring queries of docs/contract.md#tables filter on processed_at
 CREATE INDEX IF NOT EXISTS shopee_orders_raw_processed_at_idx ON shopee_orders_raw (processed_at);

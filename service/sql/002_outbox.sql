@@ -1,4 +1,4 @@
--- The ingest service's fallback outbox (SPEC 5.2): pushes Kafka could not take in time.
+-- The ingest service's fallback outbox (docs/contract.md#ingest-durability): pushes Kafka could not take in time.
 -- Rows are relayed to Kafka oldest first (id order) and deleted once Kafka acknowledged.
 CREATE TABLE IF NOT EXISTS gateway_outbox (
     id         bigserial PRIMARY KEY,
