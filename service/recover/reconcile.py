@@ -23,10 +23,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from service.consume.retry import Exhausted, RetryPolicy
 from service.consume.store import Store
 from service.consume.throttle import ShopThrottle
 from service.consume.worker import ShopeeAPI
-from service.errors import CredentialsError, GatewayError, ShopeeAuthError, ShopeeRateLimited
+from service.errors import CredentialsError, GatewayError, ShopeeAuthError
 from service.recover.api import MAX_WINDOW_SECONDS, OrderPage, RecoverAPI
 from service.recover.metrics import RecoverMetrics
 from service.recover.produce import Outcome, Producer
@@ -98,7 +99,8 @@ class ReconcileSweep:
         self._throttle = throttle
         self._metrics = metrics
         self._clock = clock
-        self._sleep = sleep
+        # the consumer's policy: capped attempts, backoff with jitter, at least Retry-After
+        self._retry = RetryPolicy.from_settings(settings, sleep=sleep)
 
     async def run(self) -> RunTotals:
         shops = await self._recover.active_shops()
@@ -191,17 +193,13 @@ class ReconcileSweep:
                 creds = await self._rotate(shop, creds.access_token)
             except GatewayError as exc:
                 self._metrics.shopee_errors.labels("get_order_list", exc.reason).inc()
-                attempt += 1
-                if not exc.retriable or attempt >= self._settings.retry_max_attempts:
+                if not exc.retriable:
                     raise _ShopFailed(exc.reason, str(exc)) from exc
-                await self._sleep(self._backoff(attempt, exc))
-
-    def _backoff(self, attempt: int, error: GatewayError) -> float:
-        s = self._settings
-        delay = min(s.retry_max_seconds, s.retry_base_seconds * 2 ** (attempt - 1))
-        if isinstance(error, ShopeeRateLimited) and error.retry_after_seconds is not None:
-            delay = max(delay, min(error.retry_after_seconds, s.retry_max_seconds))
-        return float(delay)
+                attempt += 1
+                try:
+                    await self._retry.after_failure(attempt, exc, shop)
+                except Exhausted:
+                    raise _ShopFailed(exc.reason, str(exc)) from exc
 
     async def _credentials(self, shop: str) -> Credentials:
         try:
