@@ -9,7 +9,7 @@ TEST_PG_PORT    ?= 55433
 PYTEST_ARGS ?=
 
 .PHONY: help venv kafka-fetch kafka-up kafka-down pg-up pg-down test test-unit lint typecheck \
-        run demo bench bench-ingest bench-consumer bench-e2e clean
+        run demo bench bench-ingest bench-consumer bench-e2e bench-console clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -53,7 +53,7 @@ run: venv ## the whole system locally: Kafka, Postgres, sandbox Shopee, ingest, 
 demo: venv ## send a burst of signed pushes to `make run` and show the rows
 	$(PY) scripts/demo.py
 
-bench: bench-ingest bench-consumer bench-e2e ## all benchmarks; writes docs/benchmarks.md
+bench: bench-ingest bench-consumer bench-e2e bench-console ## all benchmarks; writes docs/benchmarks.md
 
 bench-ingest: venv
 	scripts/with-services.sh $(TEST_KAFKA_PORT) $(TEST_PG_PORT) $(PY) -m bench.ingest
@@ -63,6 +63,9 @@ bench-consumer: venv
 
 bench-e2e: venv
 	scripts/with-services.sh $(TEST_KAFKA_PORT) $(TEST_PG_PORT) $(PY) -m bench.e2e
+
+bench-console: venv ## the console's dead-letter pages with 100,000 letters in the topic
+	scripts/with-services.sh $(TEST_KAFKA_PORT) $(TEST_PG_PORT) $(PY) -m bench.console
 
 clean: ## remove caches (keeps the downloaded Kafka jars)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -59,8 +59,9 @@ from bench.common import (
     topic_records,
     write_section,
 )
-from service.consume.store import OrderRow, Store
+from service.consume.store import Store
 from service.records import OrderRecord
+from service.types import OrderRow
 
 SHOPS = 500
 RECORDS = 100_000

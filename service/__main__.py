@@ -22,6 +22,7 @@ COMMANDS = {
     "replay": ("service.replay", "re-publish dead letters to the main topic"),
     "sandbox": ("service.sandbox.cli", "a local Shopee simulator (never for production)"),
     "recover": ("service.recover.main", "fetch lost pushes and reconcile orders with Shopee"),
+    "console": ("service.console.main", "the internal operations console (web UI); hash-password"),
 }
 
 

@@ -57,6 +57,11 @@ class Filters:
     shops: frozenset[str] = frozenset()
     since_ms: int | None = None
     until_ms: int | None = None
+    # (partition, offset) of the letters to replay, when the caller picked them (the console)
+    positions: frozenset[tuple[int, int]] | None = None
+
+    def match_position(self, partition: int, offset: int) -> bool:
+        return self.positions is None or (partition, offset) in self.positions
 
     def match(self, letter: DeadLetter) -> bool:
         if self.reasons and letter.reason not in self.reasons:
@@ -142,6 +147,8 @@ async def _handle(
     dry_run: bool,
 ) -> asyncio.Future[Any] | None:
     where = {"partition": message.partition, "offset": message.offset}
+    if not filters.match_position(message.partition, message.offset):
+        return None
     try:
         letter = DeadLetter.decode(message.value or b"")
     except (ValueError, ValidationError):

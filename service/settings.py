@@ -105,6 +105,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Console (SPEC 4.6): internal only; password users or a trusted header + allow-list
+    console_users: SecretStr | None = None  # comma list of name:hash (console hash-password)
+    console_trusted_header: str | None = None
+    console_allowed_users: str = ""
+    console_secret_key: SecretStr | None = None
+    console_session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    console_ingest_url: str | None = None  # e.g. http://gateway-ingest:8080, for the ingest's /readyz
+    console_secure_cookies: bool = False  # set true when a TLS proxy fronts the console
+
     @field_validator("shopee_callback_url")
     @classmethod
     def _strip_url(cls, v: str | None) -> str | None:

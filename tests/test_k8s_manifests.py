@@ -50,6 +50,7 @@ KUBERNETES_VERSION = "1.31"
 IMAGE_NAME = "ghcr.io/your-org/marketplace-webhook-gateway"
 APP_UID = 10001
 SECRET_TEMPLATE = "secret.example.yaml"
+CONSOLE_SECRET_TEMPLATE = "console-secret.example.yaml"  # the console's own Secret
 KAFKA_PARTITIONS = 100  # marketplace.orders in production (docs/contract.md#the-kafka-record)
 INGEST_PORT = 8080
 
@@ -65,6 +66,7 @@ REQUIRED_SETTINGS: dict[str, list[tuple[str, ...]]] = {
         ("SHOPEE_PARTNER_KEY",),
         ("KAFKA_BOOTSTRAP_SERVERS",),
     ],
+    "console": [("CONSOLE_SECRET_KEY",), ("CONSOLE_USERS", "CONSOLE_TRUSTED_HEADER"), ("DATABASE_URL",)],
 }
 
 
@@ -239,6 +241,8 @@ def config_sources(
         r["metadata"]["name"]: {**r.get("data", {}), **r.get("stringData", {})} for r in by_kind(resources, "Secret")
     }
     secrets.setdefault(secret["metadata"]["name"], {**secret.get("data", {}), **secret.get("stringData", {})})
+    (console,) = load_documents(K8S / CONSOLE_SECRET_TEMPLATE)
+    secrets.setdefault(console["metadata"]["name"], {**console.get("data", {}), **console.get("stringData", {})})
     return configmaps, secrets
 
 
@@ -336,8 +340,8 @@ def test_schema_check_catches_a_wrong_type() -> None:
 
 def test_kustomization_lists_every_manifest_but_not_the_secret_template() -> None:
     listed = set(kustomization()["resources"])
-    assert SECRET_TEMPLATE not in listed
-    assert listed == {p.name for p in manifest_files()} - {SECRET_TEMPLATE}
+    assert SECRET_TEMPLATE not in listed and CONSOLE_SECRET_TEMPLATE not in listed
+    assert listed == {p.name for p in manifest_files()} - {SECRET_TEMPLATE, CONSOLE_SECRET_TEMPLATE}
 
 
 def test_rendered_base_validates_strictly(rendered: list[Resource]) -> None:
@@ -353,6 +357,9 @@ def test_rendered_base_validates_strictly(rendered: list[Resource]) -> None:
             "PodDisruptionBudget",
             "Ingress",
             "Deployment",
+            "Deployment",
+            "Service",
+            "NetworkPolicy",
         ]
     )
     assert [e for r in rendered for e in schema_errors(r)] == []
@@ -424,6 +431,7 @@ def test_every_workload_is_hardened(rendered: list[Resource]) -> None:
         "gateway-consumer",
         "gateway-migrate",
         "gateway-recover",
+        "gateway-console",
     }
     assert [p for r in workloads(rendered) for p in workload_problems(r)] == []
 
@@ -447,6 +455,7 @@ def test_workloads_run_real_commands(rendered: list[Resource]) -> None:
         "gateway-consumer": "consume",
         "gateway-migrate": "migrate",
         "gateway-recover": "recover",
+        "gateway-console": "console",
     }
     assert set(commands.values()) <= set(COMMANDS)
 
@@ -547,7 +556,7 @@ def test_every_command_gets_the_settings_it_requires(rendered: list[Resource], s
             seen.add(command)
             env = container_env(container, configmaps, secrets)
             assert missing_required(command, env) == [], f"{resource['metadata']['name']} ({command})"
-    assert seen == {"serve", "consume", "migrate", "recover"}
+    assert seen == {"serve", "consume", "migrate", "recover", "console"}
 
 
 def test_required_check_catches_a_missing_setting() -> None:

@@ -1,0 +1,1 @@
+"""The internal operations console (python -m service console)."""
