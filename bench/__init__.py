@@ -1,10 +1,10 @@
-"""Benchmarks run by `make bench-*` (not timed tests): each prints a table and writes it to
-docs/benchmarks.md together with the commit, the date and the machine.
+"""Benchmarks run by `make bench-*` (not timed tests): each prints a table and writes its
+section of docs/benchmarks.md with the commit, the date and the machine. Processes, the
+environment, signed pushes and percentiles come from the tests' shared harness (tests/).
 
-    common.py    machine info, tables, docs/benchmarks.md sections, processes, Kafka/Postgres helpers
-    bare.py      the ceiling for the ingest benchmark: a bare Starlette endpoint, same server stack
+    report.py / setup.py / profile.py   tables and doc sections / topics, databases, sandbox / py-spy
+    bare.py      the ingest's ceiling: a bare Starlette endpoint under serve's uvicorn options
     ingest.py    `make bench-ingest`: wrk against `serve` and against bare.py
-    consumer.py  `make bench-consumer`: drain a preloaded topic; the plain-upsert ceiling; memory
+    consumer.py  `make bench-consumer` (ceiling.py: the plain-upsert ceiling); memory
     e2e.py       `make bench-e2e`: from a batch's 50th push answered to its rows visible
-    wrk/         the wrk Lua script (signed pushes, status counts, optional pacing)
 """

@@ -1,6 +1,6 @@
 """The ceiling of the ingest benchmark: a bare Starlette endpoint that reads the body and
 answers an empty 204, under the same server stack and flags as `python -m service serve`
-(uvicorn, uvloop, httptools, no access log, one worker).
+(service.ingest.server.SERVER_OPTIONS, one worker).
 
     python -m bench.bare --port 8081
 """
@@ -14,6 +14,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+
+from service.ingest.server import SERVER_OPTIONS
 
 
 async def webhook(request: Request) -> Response:
@@ -39,20 +41,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    # the same options as service/ingest/server.py run() passes to uvicorn
-    uvicorn.run(
-        "bench.bare:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=1,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=10,
-    )
+    # exactly the options `serve` passes to uvicorn
+    uvicorn.run("bench.bare:create_app", factory=True, host=args.host, port=args.port, workers=1, **SERVER_OPTIONS)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

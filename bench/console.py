@@ -25,28 +25,13 @@ from collections.abc import Sequence
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from bench.common import (
-    PY,
-    Row,
-    Service,
-    base_env,
-    create_topics,
-    free_port,
-    fresh_database,
-    machine,
-    met,
-    mib,
-    migrate,
-    num,
-    print_table,
-    render_table,
-    require_env,
-    say,
-    stamp,
-    write_section,
-)
+from bench.profile import stamp
+from bench.report import Row, machine, met, mib, num, print_table, render_table, say, write_section
+from bench.setup import create_topics, fresh_database, migrate, require_env
 from service.console.auth import hash_password
 from service.records import DeadLetter, OrderRecord
+from tests.percentile import percentile
+from tests.processes import Process, child_env, free_port, service_argv
 
 REASONS = ("shop_unknown", "shop_inactive", "refresh_token_rejected", "shopee_permanent", "undecodable_record")
 SHOPS = 2000
@@ -116,11 +101,6 @@ def timed(client: httpx.Client, path: str, rounds: int) -> list[float]:
     return times
 
 
-def p95(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--letters", type=int, default=100_000)
@@ -137,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     db_url = asyncio.run(fresh_database(admin_url, f"bench_console_{tag}"))
     migrate(db_url)
     port = free_port()
-    env = base_env(
+    env = child_env(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         KAFKA_TOPIC_DEAD_LETTER=dlq,
         KAFKA_TOPIC_MARKETPLACE_ORDERS=main_topic,
@@ -145,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         CONSOLE_USERS=f"{USER}:{hash_password(PASSWORD)}",
         CONSOLE_SECRET_KEY="bench-console-secret-key-0123456789",  # noqa: S106 - a throwaway local run
     )
-    with Service("console", [PY, "-m", "service", "console", "--port", str(port)], env) as console:
+    with Process("console", service_argv("console", "--port", str(port)), env) as console:
         console.wait_http(f"http://127.0.0.1:{port}/healthz")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
             sign_in(client)
@@ -165,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         Row("first /dead-letters (reads the whole topic)", f"{num(cold, 2)} s"),
     ]
     for name, times in warm.items():
-        worst = p95(times)
+        worst = percentile(times, 95)
         rows.append(
             Row(
                 f"warm {name}: median / p95",
@@ -184,12 +164,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "`python -m service console` against it and a fresh database; a signed-in client over real HTTP "
         f"on 127.0.0.1; each warm page loaded {args.rounds} times in a row. The first load builds the "
         "console's in-memory index of the topic (one read from the beginning); later loads read only "
-        "what was appended since, then filter and group the index.\n\n" + render_table(rows) + "\n\n"
-        "Finding: at first every warm page took about 600 ms (p95 about 1 s) whatever its size: between "
-        "refreshes the index's consumer kept long-polling (fetch max wait 500 ms), and the broker answers "
-        "one connection's requests in order, so the next refresh's end-offset request queued behind a "
-        "poll. The index now pauses its partitions between refreshes and keeps its own next offsets "
-        "(no position() waits); the first load also fell from 9.0 s to 2.6 s.\n"
+        "what was appended since, then filter and group the index. (Findings: docs/benchmarks.md.)\n\n"
+        + render_table(rows)
+        + "\n"
     )
     path = write_section("console", body, info)
     say(f"wrote {path}")

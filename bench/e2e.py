@@ -21,38 +21,14 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import httpx
-import orjson
 import uvloop
 
-from bench.common import (
-    PARTNER_ID,
-    PARTNER_KEY,
-    PY,
-    ROOT,
-    Row,
-    Service,
-    base_env,
-    create_topics,
-    fail,
-    free_port,
-    fresh_database,
-    machine,
-    met,
-    mib,
-    migrate,
-    ms,
-    num,
-    postgres_version,
-    print_table,
-    render_table,
-    require_env,
-    say,
-    stamp,
-    start_sandbox,
-    write_section,
-)
 from bench.ingest import CALLBACK_URL, PUSH_KEY
-from service.signing import push_signature
+from bench.report import Row, fail, judged, mib, ms, num, report, say
+from bench.setup import consumer_env, kafka_env, prepare, serve_argv, start_sandbox
+from tests.percentile import percentile
+from tests.processes import Process, child_env, free_port, service_argv
+from tests.pushes import real_push, signed_headers
 
 SHOP_BASE = 900_000
 BATCH = 50
@@ -65,24 +41,6 @@ P99_TARGET = 1.0
 SERVE_RSS_TARGET_KIB = 150 * 1024
 CONSUME_RSS_TARGET_KIB = 300 * 1024
 SETTLE_SECONDS = 30.0
-
-
-def push_body(shop: int, n: int) -> bytes:
-    now = int(time.time())
-    return orjson.dumps(
-        {
-            "data": {
-                "items": [],
-                "ordersn": f"2411{shop % 100_000:05d}E{n:02d}X",
-                "status": "READY_TO_SHIP",
-                "completed_scenario": "",
-                "update_time": now,
-            },
-            "shop_id": shop,
-            "code": 3,
-            "timestamp": now,
-        }
-    )
 
 
 def schedule(shops: list[int], open_shops: int) -> list[tuple[int, int]]:
@@ -114,7 +72,6 @@ async def send_all(base: str, order: list[tuple[int, int]], rate: float, tracker
     """Send on a fixed timeline (bounded by len(order)); returns the achieved rate."""
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
     sem = asyncio.Semaphore(CONNECTIONS)
-    key = PUSH_KEY.encode()
     url = base + "/webhooks/shopee"
     async with httpx.AsyncClient(limits=limits, timeout=10) as client:
 
@@ -137,8 +94,8 @@ async def send_all(base: str, order: list[tuple[int, int]], rate: float, tracker
         # signed before the clock starts, so the client spends its time sending
         pushes = []
         for shop, n in order:
-            body = push_body(shop, n)
-            headers = {"Authorization": push_signature(key, CALLBACK_URL, body), "Content-Type": "application/json"}
+            body = real_push(shop, f"2411{shop % 100_000:05d}E{n:02d}X", "READY_TO_SHIP", int(time.time()))
+            headers = signed_headers(body, PUSH_KEY, CALLBACK_URL)
             pushes.append((shop, body, headers))
         tasks = []
         start = time.perf_counter()
@@ -152,7 +109,7 @@ async def send_all(base: str, order: list[tuple[int, int]], rate: float, tracker
         return len(order) / (time.perf_counter() - start)
 
 
-async def poll_visible(db_url: str, tracker: Tracker, done: asyncio.Event, serve: Service, consume: Service) -> None:
+async def poll_visible(db_url: str, tracker: Tracker, done: asyncio.Event, serve: Process, consume: Process) -> None:
     conn = await asyncpg.connect(db_url)
     try:
         settle_deadline: float | None = None
@@ -181,7 +138,7 @@ async def poll_visible(db_url: str, tracker: Tracker, done: asyncio.Event, serve
 
 
 async def drive(
-    base: str, db_url: str, order: list[tuple[int, int]], rate: float, shops: int, serve: Service, consume: Service
+    base: str, db_url: str, order: list[tuple[int, int]], rate: float, shops: int, serve: Process, consume: Process
 ) -> tuple[Tracker, float]:
     tracker = Tracker()
     done = asyncio.Event()
@@ -194,12 +151,90 @@ async def drive(
     return tracker, achieved
 
 
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
+@dataclass
+class Outcome:
+    latencies: list[float]
+    missing: int
+    non_2xx: int
+    achieved: float
+    serve_rss_kib: int
+    consume_rss_kib: int
+
+
+def run(args: argparse.Namespace, bootstrap: str, db_url: str, topic: str) -> Outcome:
+    """The whole pipeline as processes; the paced client and the row poller against it."""
+    serve_port, metrics_port = free_port(), free_port()
+    order = schedule(list(range(SHOP_BASE, SHOP_BASE + args.shops)), args.open)
+    procs: list[Process] = []
+    try:
+        sandbox, sandbox_url = start_sandbox(db_url, args.shops, SHOP_BASE)
+        procs.append(sandbox)
+        env = child_env(SHOPEE_PUSH_KEY=PUSH_KEY, SHOPEE_CALLBACK_URL=CALLBACK_URL, **kafka_env(bootstrap, topic))
+        serve = Process("serve", serve_argv(serve_port), env)
+        procs.append(serve)
+        production = dict(BATCH_MAX_SIZE=str(BATCH), BATCH_TIMEOUT_SECONDS="120", SHOP_RATE_LIMIT_PER_MINUTE="30")
+        env = consumer_env(db_url, bootstrap, topic, sandbox_url, MAX_CONCURRENCY="10", **production)
+        consume = Process("consume", service_argv("consume"), {**env, "CONSUMER_METRICS_PORT": str(metrics_port)})
+        procs.append(consume)
+        serve.wait_http(f"http://127.0.0.1:{serve_port}/readyz")
+        consume.wait_http(f"http://127.0.0.1:{metrics_port}/metrics")
+        time.sleep(3)  # let the consumer join its group before the clock matters
+        say(f"bench-e2e: {len(order):,} pushes for {args.shops} shops ({args.open} at a time) at {args.rate:g}/s")
+        base = f"http://127.0.0.1:{serve_port}"
+        tracker, achieved = uvloop.run(drive(base, db_url, order, args.rate, args.shops, serve, consume))
+        serve.check_alive()
+        consume.check_alive()
+        serve_rss, consume_rss = serve.sample_memory(), consume.sample_memory()
+    finally:
+        for p in reversed(procs):
+            p.stop()
+    latencies = [tracker.visible_at[s] - tracker.full_at[s] for s in tracker.full_at if s in tracker.visible_at]
+    non_2xx = sum(c for s, c in tracker.statuses.items() if not 200 <= s < 300) + tracker.errors
+    say(f"  achieved {achieved:,.0f} pushes/s; {len(latencies)} of {args.shops} batches visible; non-2xx {non_2xx}")
+    return Outcome(latencies, args.shops - len(latencies), non_2xx, achieved, serve_rss, consume_rss)
+
+
+def judge(o: Outcome, shops: int) -> list[Row]:
+    p50, p90, p99 = (percentile(o.latencies, p) for p in (50, 90, 99))
+    serve, consume = o.serve_rss_kib, o.consume_rss_kib
+    return [
+        Row("50th push answered → batch's rows visible, p50", ms(p50)),
+        Row("… p90", ms(p90)),
+        judged("… p99", ms(p99), "≤ 1 s", p99 <= P99_TARGET and o.missing == 0),
+        Row("… max", ms(max(o.latencies, default=float("nan")))),
+        judged(
+            "batches measured / visible within 30 s of the last push",
+            f"{len(o.latencies)} / {shops}",
+            f"{shops}",
+            o.missing == 0,
+        ),
+        judged("non-2xx answers + client errors", num(o.non_2xx), "0", o.non_2xx == 0),
+        Row("achieved push rate", f"{o.achieved:,.0f}/s"),
+        judged("peak RSS of serve (VmHWM)", mib(serve), "≤ 150 MB", 0 < serve <= SERVE_RSS_TARGET_KIB),
+        judged("peak RSS of consume (VmHWM)", mib(consume), "≤ 300 MB", 0 < consume <= CONSUME_RSS_TARGET_KIB),
+    ]
+
+
+def method(args: argparse.Namespace, info: dict[str, str], o: Outcome) -> str:
+    mean = statistics.fmean(o.latencies) if o.latencies else float("nan")
+    text = f"""`serve` (one worker) → Kafka ({PARTITIONS} partitions) → `consume` with production flow control
+(BATCH_MAX_SIZE={BATCH}, BATCH_TIMEOUT_SECONDS=120, SHOP_RATE_LIMIT_PER_MINUTE=30,
+MAX_CONCURRENCY=10) → sandbox Shopee (no added latency) → Postgres. A paced asyncio/httpx
+client ({CONNECTIONS} connections) sends {BATCH} signed pushes for each of {args.shops} shops,
+{args.open} shops interleaved at a time, {args.rate:g} pushes/s, so every batch is completed by
+its 50th push. Latency: from the moment the last of a shop's 50 pushes is answered 2xx to
+the moment a poller (every 10 ms) sees the shop's 50 rows; mean {ms(mean)}.
+"""
+    if o.achieved < 0.9 * args.rate:
+        text += (
+            f"\nThe client reached {o.achieved:,.0f} of the {args.rate:g} pushes/s asked for: on this "
+            f"{info['cores']}-core machine it shares the CPU with serve, consume, the sandbox, the broker "
+            "and Postgres. The latency below is for the rate reached.\n"
+        )
+    p99 = percentile(o.latencies, 99)
+    if p99 > P99_TARGET or o.missing:
+        text += f"\n**Target missed**: p99 {ms(p99)} > {P99_TARGET:g} s or batches missing ({o.missing}).\n"
+    return text
 
 
 def main() -> int:
@@ -211,136 +246,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.shops * BATCH > 200_000 or args.shops * BATCH / args.rate > 300:
         fail("at most 200,000 pushes and 300 s of sending per run")
-
-    bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
-    admin_url = require_env("TEST_DATABASE_URL")
-    info = machine(postgres=asyncio.run(postgres_version(admin_url)))
-    run_id = stamp()
-    topic = f"bench.e2e.{run_id}"
-    asyncio.run(create_topics(bootstrap, [topic, topic + ".dlq"], PARTITIONS))
-    db_url = asyncio.run(fresh_database(admin_url, f"bench_e2e_{run_id}"))
-    migrate(db_url)
-    shops = list(range(SHOP_BASE, SHOP_BASE + args.shops))
-    order = schedule(shops, args.open)
-
-    serve_port, metrics_port = free_port(), free_port()
-    services: list[Service] = []
-    try:
-        sandbox, sandbox_url = start_sandbox(db_url, args.shops, SHOP_BASE)
-        services.append(sandbox)
-        kafka = {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "KAFKA_TOPIC_MARKETPLACE_ORDERS": topic,
-            "KAFKA_TOPIC_DEAD_LETTER": topic + ".dlq",
-        }
-        serve = Service(
-            "serve",
-            [PY, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(serve_port), "--workers", "1"],
-            base_env(SHOPEE_PUSH_KEY=PUSH_KEY, SHOPEE_CALLBACK_URL=CALLBACK_URL, **kafka),
-        )
-        services.append(serve)
-        consume = Service(
-            "consume",
-            [PY, "-m", "service", "consume"],
-            base_env(
-                DATABASE_URL=db_url,
-                KAFKA_CONSUMER_GROUP=f"bench-{topic}",
-                SHOPEE_PARTNER_ID=str(PARTNER_ID),
-                SHOPEE_PARTNER_KEY=PARTNER_KEY,
-                SHOPEE_API_BASE_URL=sandbox_url,
-                BATCH_MAX_SIZE=str(BATCH),
-                BATCH_TIMEOUT_SECONDS="120",
-                SHOP_RATE_LIMIT_PER_MINUTE="30",
-                MAX_CONCURRENCY="10",
-                CONSUMER_METRICS_PORT=str(metrics_port),
-                **kafka,
-            ),
-        )
-        services.append(consume)
-        serve.wait_http(f"http://127.0.0.1:{serve_port}/readyz")
-        consume.wait_http(f"http://127.0.0.1:{metrics_port}/metrics")
-        time.sleep(3)  # let the consumer join its group before the clock matters
-        say(f"bench-e2e: {len(order):,} pushes for {args.shops} shops ({args.open} at a time) at {args.rate:g}/s")
-        tracker, achieved = uvloop.run(
-            drive(f"http://127.0.0.1:{serve_port}", db_url, order, args.rate, args.shops, serve, consume)
-        )
-        serve.check_alive()
-        consume.check_alive()
-        serve.sample_memory()
-        consume.sample_memory()
-    finally:
-        for s in reversed(services):
-            s.stop()
-
-    latencies = [tracker.visible_at[s] - tracker.full_at[s] for s in tracker.full_at if s in tracker.visible_at]
-    missing = args.shops - len(latencies)
-    non_2xx = sum(c for s, c in tracker.statuses.items() if not 200 <= s < 300) + tracker.errors
-    p50, p90, p99 = (percentile(latencies, p) for p in (50, 90, 99))
-    worst = max(latencies) if latencies else float("nan")
-    say(f"  achieved {achieved:,.0f} pushes/s; {len(latencies)} of {args.shops} batches visible; non-2xx {non_2xx}")
-    table = [
-        Row(
-            "50th push answered → batch's rows visible, p50",
-            ms(p50),
-        ),
-        Row("… p90", ms(p90)),
-        Row("… p99", ms(p99), "", "", "≤ 1 s", met(p99 <= P99_TARGET and missing == 0)),
-        Row("… max", ms(worst)),
-        Row(
-            "batches measured / visible within 30 s of the last push",
-            f"{len(latencies)} / {args.shops}",
-            "",
-            "",
-            f"{args.shops}",
-            met(missing == 0),
-        ),
-        Row("non-2xx answers + client errors", num(non_2xx), "", "", "0", met(non_2xx == 0)),
-        Row("achieved push rate", f"{achieved:,.0f}/s"),
-        Row(
-            "peak RSS of serve (VmHWM)",
-            mib(serve.peak_rss_kib),
-            "",
-            "",
-            "≤ 150 MB",
-            met(0 < serve.peak_rss_kib <= SERVE_RSS_TARGET_KIB),
-        ),
-        Row(
-            "peak RSS of consume (VmHWM)",
-            mib(consume.peak_rss_kib),
-            "",
-            "",
-            "≤ 300 MB",
-            met(0 < consume.peak_rss_kib <= CONSUME_RSS_TARGET_KIB),
-        ),
-    ]
-    print_table("bench-e2e", table)
-    if args.no_write:
-        return 0
-    mean = statistics.fmean(latencies) if latencies else float("nan")
-    body = f"""## End to end (`make bench-e2e`)
-
-Run: {info["commit"]}, {info["date"]}; Postgres {info["postgres"]}.
-
-`serve` (one worker) → Kafka ({PARTITIONS} partitions) → `consume` with production flow control
-(BATCH_MAX_SIZE={BATCH}, BATCH_TIMEOUT_SECONDS=120, SHOP_RATE_LIMIT_PER_MINUTE=30,
-MAX_CONCURRENCY=10) → sandbox Shopee (no added latency) → Postgres. A paced asyncio/httpx
-client ({CONNECTIONS} connections) sends {BATCH} signed pushes for each of {args.shops} shops,
-{args.open} shops interleaved at a time, {args.rate:g} pushes/s, so every batch is completed by
-its 50th push. Latency: from the moment the last of a shop's 50 pushes is answered 2xx to
-the moment a poller (every 10 ms) sees the shop's 50 rows; mean {ms(mean)}.
-
-{render_table(table)}
-"""
-    if achieved < 0.9 * args.rate:
-        body += (
-            f"\nThe client reached {achieved:,.0f} of the {args.rate:g} pushes/s asked for: on this "
-            f"{info['cores']}-core machine it shares the CPU with serve, consume, the sandbox, the broker "
-            "and Postgres. The latency above is for the rate reached.\n"
-        )
-    if p99 > P99_TARGET or missing:
-        body += f"\n**Target missed**: p99 {ms(p99)} > {P99_TARGET:g} s or batches missing ({missing}).\n"
-    path = write_section("e2e", body, info)
-    say(f"wrote the e2e section of {path.relative_to(ROOT)}")
+    run_ = prepare("e2e", PARTITIONS)
+    outcome = run(args, run_.bootstrap, run_.db_url, run_.topic)
+    text = method(args, run_.info, outcome)
+    report("e2e", "End to end", "bench-e2e", judge(outcome, args.shops), text, run_.info, None, args.no_write)
     return 0
 
 

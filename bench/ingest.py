@@ -21,37 +21,15 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
-from bench.common import (
-    PY,
-    ROOT,
-    Row,
-    Service,
-    Spy,
-    base_env,
-    cpu_seconds,
-    create_topics,
-    fail,
-    free_port,
-    hot_spots,
-    hot_spots_markdown,
-    machine,
-    met,
-    mib,
-    ms,
-    num,
-    print_table,
-    render_table,
-    require_env,
-    say,
-    stamp,
-    topic_records,
-    write_section,
-)
-from service.signing import push_signature
+from bench.profile import Spy, cpu_seconds, stamp
+from bench.report import Row, fail, judged, machine, mib, ms, num, report, say, target_missed, versus
+from bench.setup import create_topics, kafka_env, require_env, serve_argv, topic_records
+from tests.processes import ROOT, Process, child_env, free_port, service_argv
+from tests.pushes import real_push
+from tests.signer import push_authorization
 
 LUA = ROOT / "bench" / "wrk" / "pushes.lua"
 PUSH_KEY = "bench_push_key_not_secret"
@@ -72,63 +50,18 @@ PARTITIONS = 12
 RATIO_TARGET = 0.5
 DRAIN_SECONDS = 2.0
 SERVE_RSS_TARGET_KIB = 150 * 1024
+PERCENTILES = (("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"))  # (shown, wrk script's key)
 
 
-#: findings that do not change from run to run; kept in the section by every run
-NOTES = """
-Findings (issue 6; first measured with variants of serve started from a wrapper, then
-with the wins applied to the service):
-
-| serve variant (saturated, same wrk settings) | server CPU per answer |
-|---|---|
-| bare Starlette endpoint (`bench/bare.py`) | 36 µs |
-| serve with the Kafka sink replaced by a no-op | 119 µs |
-| serve before the wins below | 175–205 µs |
-| serve + `gc.freeze()` and `gc.set_threshold(50_000, 50, 100)` after start-up | 147 µs |
-| serve as shipped now (table above) | see "server CPU per answer" |
-
-- Applied: `gc.freeze()` after start-up; labelled metric children bound once in
-  `create_app`; the order record is a slotted dataclass that orjson encodes natively (no
-  pydantic round trip); `linger_ms=0` (p99 at 1,000/s went from 55.6 ms to about 11 ms);
-  uvicorn's proxy-headers middleware off.
-- A ratio of 0.5 needs about 75 µs per answer. In-process, without HTTP or Kafka, the
-  handler costs about 44 µs against 11 µs for the bare endpoint (signature 2–3 µs, parse,
-  four transforms ~10 µs, two `asyncio.timeout`s ~5 µs each, metrics, Starlette's
-  response); aiokafka adds 16–19 µs per message in the same process and the broker competes
-  for the same two cores. One worker of this stack does not reach 0.5 on this machine;
-  `--workers N` scales with cores (not measured here: the machine has two).
-"""
-
-
-# -- the pushes --------------------------------------------------------------------------
-
-
-def real_push(n: int, shop_base: int = 810_000) -> bytes:
-    """The n-th push: Shopee's code-3 shape, a distinct order, every third with a msg_id."""
-    update_time = 1_700_000_000 + n * 7
-    body: dict[str, Any] = {
-        "data": {
-            "items": [],
-            "ordersn": f"2408{n:06d}B{n % 36:02d}X",
-            "status": STATUSES[n % len(STATUSES)],
-            "completed_scenario": "",
-            "update_time": update_time,
-        },
-        "shop_id": shop_base + n % SHOPS,
-        "code": 3,
-        "timestamp": update_time + 1,
-    }
-    if n % 3 == 0:
-        body["msg_id"] = hashlib.md5(str(n).encode(), usedforsecurity=False).hexdigest()
-    return orjson.dumps(body)
-
-
-def write_pushes(path: Path, count: int, key: str = PUSH_KEY, url: str = CALLBACK_URL) -> None:
+def write_pushes(path: Path, count: int) -> None:
+    """`count` distinct signed code-3 pushes, one `signature TAB body` a line, for wrk's script."""
     lines = []
     for n in range(count):
-        body = real_push(n)
-        assert b"\t" not in body and b"\n" not in body
-        lines.append(push_signature(key.encode(), url, body).encode() + b"\t" + body)
+        update_time = 1_700_000_000 + n * 7
+        msg_id = hashlib.md5(str(n).encode(), usedforsecurity=False).hexdigest() if n % 3 == 0 else None
+        sn, status = f"2408{n:06d}B{n % 36:02d}X", STATUSES[n % len(STATUSES)]
+        body = real_push(810_000 + n % SHOPS, sn, status, update_time, msg_id=msg_id)
+        lines.append(push_authorization(PUSH_KEY, CALLBACK_URL, body).encode() + b"\t" + body)
     path.write_bytes(b"\n".join(lines) + b"\n")
 
 
@@ -167,13 +100,9 @@ class WrkResult:
         return self.sent - self.requests
 
     def line(self) -> str:
-        lat = self.latency_s
-        return (
-            f"{self.label}: {self.rps:,.0f} req/s, {self.requests:,} answers "
-            f"(2xx {self.ok:,}, other {self.not_ok:,}, socket errors {self.socket_errors:,}, "
-            f"unanswered {self.unanswered:,}), "
-            f"p50 {ms(lat['p50'])}, p99 {ms(lat['p99'])}, p99.9 {ms(lat['p999'])}, max {ms(lat['max'])}"
-        )
+        counts = f"2xx {self.ok:,}, other {self.not_ok:,}, socket errors {self.socket_errors:,}, unanswered {self.unanswered:,}"
+        latency = ", ".join(f"{p} {ms(self.latency_s[k])}" for p, k in (*PERCENTILES, ("max", "max")))
+        return f"{self.label}: {self.rps:,.0f} req/s, {self.requests:,} answers ({counts}), {latency}"
 
 
 def wrk_settings(args: argparse.Namespace) -> list[str]:
@@ -184,19 +113,8 @@ def run_wrk(
     label: str, url: str, pushes: Path, args: argparse.Namespace, duration: float, rate: float = 0.0
 ) -> WrkResult:
     """Send for `duration` seconds, then give the requests in flight DRAIN_SECONDS to be answered."""
-    argv = [
-        "wrk",
-        *wrk_settings(args),
-        f"-d{duration + DRAIN_SECONDS:g}s",
-        "-s",
-        str(LUA),
-        url,
-        "--",
-        str(pushes),
-        f"{rate:g}",
-        str(args.threads),
-        f"{duration:g}",
-    ]
+    argv = ["wrk", *wrk_settings(args), f"-d{duration + DRAIN_SECONDS:g}s", "-s", str(LUA), url, "--"]
+    argv += [str(pushes), f"{rate:g}", str(args.threads), f"{duration:g}"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
     m = re.search(r"^BENCH_JSON (.*)$", done.stdout, re.M)
     if done.returncode != 0 or m is None:
@@ -219,19 +137,24 @@ def run_wrk(
     return result
 
 
-# -- the run -----------------------------------------------------------------------------
+# -- the runs ----------------------------------------------------------------------------
 
 
-def ingest_argv(port: int) -> list[str]:
-    return [PY, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+@dataclass
+class Runs:
+    """The saturated and paced wrk runs against one server, its CPU per answer and memory."""
 
-
-async def topic_count(bootstrap: str, topic: str) -> int:
-    return await topic_records(bootstrap, topic)
+    saturated: WrkResult
+    paced: WrkResult
+    cpu_per_answer: float
+    peak_rss_kib: int
+    warm: WrkResult | None = None
+    profile: Path | None = None
+    new_records: tuple[int, int] = (0, 0)  # saturated, paced
 
 
 def measured(
-    service: Service, label: str, url: str, pushes: Path, args: argparse.Namespace, spy: bool = False
+    service: Process, label: str, url: str, pushes: Path, args: argparse.Namespace, spy: bool = False
 ) -> tuple[WrkResult, float, Path | None]:
     """A saturated wrk run; also the server's CPU time per answer (and a py-spy profile)."""
     profiler = Spy(service.pid, label) if spy else None
@@ -242,7 +165,86 @@ def measured(
     return result, (used / result.requests if result.requests else 0.0), profile
 
 
-def main() -> int:
+def run_bare(pushes: Path, args: argparse.Namespace) -> Runs:
+    port = free_port()
+    with Process("bare", [*service_argv()[:2], "bench.bare", "--port", str(port)], child_env()) as bare:
+        bare.wait_http(f"http://127.0.0.1:{port}/healthz")
+        url = f"http://127.0.0.1:{port}/webhooks/shopee"
+        run_wrk("bare warm-up", url, pushes, args, args.warmup)
+        saturated, cpu, _ = measured(bare, "bare", url, pushes, args)
+        paced = run_wrk(f"bare paced {args.rate:g}/s", url, pushes, args, args.duration, args.rate)
+        return Runs(saturated, paced, cpu, bare.sample_memory())
+
+
+def run_serve(pushes: Path, args: argparse.Namespace, bootstrap: str, topic: str) -> Runs:
+    port = free_port()
+    env = child_env(SHOPEE_PUSH_KEY=PUSH_KEY, SHOPEE_CALLBACK_URL=CALLBACK_URL, **kafka_env(bootstrap, topic))
+    with Process("serve", serve_argv(port), env) as serve:
+        serve.wait_http(f"http://127.0.0.1:{port}/readyz")
+        url = f"http://127.0.0.1:{port}/webhooks/shopee"
+        warm = run_wrk("ingest warm-up", url, pushes, args, args.warmup)
+        before = asyncio.run(topic_records(bootstrap, topic))
+        if before != warm.ok:
+            say(f"  warning: after the warm-up the topic holds {before:,} records for {warm.ok:,} 2xx")
+        saturated, cpu, profile = measured(serve, "ingest", url, pushes, args, spy=True)
+        after_saturated = asyncio.run(topic_records(bootstrap, topic))
+        paced = run_wrk(f"ingest paced {args.rate:g}/s", url, pushes, args, args.duration, args.rate)
+        after_paced = asyncio.run(topic_records(bootstrap, topic))
+        serve.check_alive()
+        new = (after_saturated - before, after_paced - after_saturated)
+        return Runs(saturated, paced, cpu, serve.sample_memory(), warm, profile, new)
+
+
+def judge(ing: Runs, bare: Runs, dead: int, rate: float) -> list[Row]:
+    ratio = ing.saturated.rps / bare.saturated.rps if bare.saturated.rps else 0.0
+    bad = sum(r.not_ok + r.socket_errors + r.unanswered for r in (ing.warm or ing.saturated, ing.saturated, ing.paced))
+    new_sat, new_paced = ing.new_records
+    counted = new_sat == ing.saturated.ok and new_paced == ing.paced.ok and dead == 0
+    rps = num(ing.saturated.rps), f"≥ {RATIO_TARGET} × bare", ratio >= RATIO_TARGET
+    rows = [judged("requests/s, saturated", *rps, num(bare.saturated.rps), f"{ratio:.2f}")]
+    for mode, i, b in (
+        ("saturated", ing.saturated, bare.saturated),
+        (f"paced at {rate:,.0f}/s", ing.paced, bare.paced),
+    ):
+        if mode != "saturated":
+            rows.append(Row(f"achieved rate, {mode}", num(i.rps), num(b.rps)))
+        rows += [versus(f"{p} latency, {mode}", i.latency_s[k], b.latency_s[k], ms) for p, k in PERCENTILES]
+    records = (
+        f"{new_sat:,} / {ing.saturated.ok:,} saturated; {new_paced:,} / {ing.paced.ok:,} paced; {dead} dead letters"
+    )
+    rss = mib(ing.peak_rss_kib), "≤ 150 MB", 0 < ing.peak_rss_kib <= SERVE_RSS_TARGET_KIB
+    return [
+        *rows,
+        judged("non-2xx + socket errors + unanswered (all ingest runs)", num(bad), "0", bad == 0),
+        judged("new records in the topic vs 2xx answers", records, "equal, 0 dead letters", counted),
+        versus("server CPU per answer, saturated", ing.cpu_per_answer, bare.cpu_per_answer, micro),
+        judged("peak RSS of serve (VmHWM)", *rss, mib(bare.peak_rss_kib)),
+    ]
+
+
+def micro(seconds: float) -> str:
+    return f"{seconds * 1e6:,.0f} µs"
+
+
+def method(args: argparse.Namespace, info: dict[str, str], ing: Runs, bare: Runs) -> str:
+    ratio = ing.saturated.rps / bare.saturated.rps if bare.saturated.rps else 0.0
+    text = f"""`python -m service serve --workers 1` producing to a fresh {PARTITIONS}-partition topic on the
+local broker with acks=all and idempotence, no outbox (no DATABASE_URL), so every 2xx below
+is a record acknowledged by Kafka. Baseline: a bare Starlette endpoint (`bench/bare.py`,
+the same uvicorn options) that reads the body and answers an empty 204. Load: `wrk
+{" ".join(wrk_settings(args))} -d{args.duration:g}s -s bench/wrk/pushes.lua` cycling through
+{args.pushes:,} distinct, correctly signed code-3 pushes for {SHOPS} shops, identical for both
+servers, after a {args.warmup:g} s warm-up each; the paced rows at {args.rate:,.0f} requests/s.
+wrk, the server, the broker and Postgres all share this machine's {info["cores"]} cores.
+"Server CPU per answer" is the server's user+system time over the saturated run divided by
+its answers. wrk totals: ingest {ing.saturated.requests:,} answers in {ing.saturated.seconds:.1f} s
+({_statuses(ing.saturated)}), bare {bare.saturated.requests:,} in {bare.saturated.seconds:.1f} s
+({_statuses(bare.saturated)}).
+"""
+    return text + target_missed("ingest/bare", ratio, RATIO_TARGET, "serve", ing.profile)
+
+
+def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per measured wrk run (default 15)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of wrk before each measured pair")
@@ -256,163 +258,26 @@ def main() -> int:
         fail("--pushes must be at least 1000")
     if args.duration > 120 or args.warmup > 30:
         fail("--duration is at most 120 s and --warmup at most 30 s")
-
     if shutil.which("wrk") is None:
-        fail(
-            "wrk is not installed. Install it with `sudo apt-get install wrk` (Debian/Ubuntu; "
-            "`brew install wrk` on macOS), then run `make bench-ingest` again."
-        )
+        fail("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu; `brew install wrk` on macOS)")
+    return args
+
+
+def main() -> int:
+    args = options()
     bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
     info = machine(wrk=_wrk_version())
-
-    run_id = stamp()
-    topic, dlq = f"bench.ingest.{run_id}", f"bench.ingest.{run_id}.dlq"
-    asyncio.run(create_topics(bootstrap, [topic, dlq], PARTITIONS))
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    pushes = work / "pushes.tsv"
+    topic = f"bench.ingest.{stamp()}"
+    asyncio.run(create_topics(bootstrap, [topic, topic + ".dlq"], PARTITIONS))
+    pushes = Path(tempfile.mkdtemp(prefix="bench-ingest-")) / "pushes.tsv"
     write_pushes(pushes, args.pushes)
     say(f"bench-ingest: {args.pushes:,} distinct signed pushes in {pushes}; topic {topic} ({PARTITIONS} partitions)")
-    say(f"  wrk {' '.join(wrk_settings(args))} -d{args.duration:g}s -s bench/wrk/pushes.lua")
-
-    # the ceiling: bare Starlette, same stack
-    port = free_port()
-    bare = Service("bare", [PY, "-m", "bench.bare", "--port", str(port)], base_env())
-    try:
-        bare.wait_http(f"http://127.0.0.1:{port}/healthz")
-        url = f"http://127.0.0.1:{port}/webhooks/shopee"
-        run_wrk("bare warm-up", url, pushes, args, args.warmup)
-        bare_max, bare_cpu, _ = measured(bare, "bare", url, pushes, args)
-        bare_paced = run_wrk(f"bare paced {args.rate:g}/s", url, pushes, args, args.duration, args.rate)
-        bare.sample_memory()
-    finally:
-        bare.stop()
-
-    # the ingest service
-    port = free_port()
-    env = base_env(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        KAFKA_TOPIC_MARKETPLACE_ORDERS=topic,
-        KAFKA_TOPIC_DEAD_LETTER=dlq,
-        SHOPEE_PUSH_KEY=PUSH_KEY,
-        SHOPEE_CALLBACK_URL=CALLBACK_URL,
-    )
-    serve = Service("serve", ingest_argv(port), env)
-    try:
-        serve.wait_http(f"http://127.0.0.1:{port}/readyz")
-        url = f"http://127.0.0.1:{port}/webhooks/shopee"
-        warm = run_wrk("ingest warm-up", url, pushes, args, args.warmup)
-        before = asyncio.run(topic_count(bootstrap, topic))
-        if before != warm.ok:
-            say(f"  warning: after the warm-up the topic holds {before:,} records for {warm.ok:,} 2xx")
-        ing_max, ing_cpu, profile = measured(serve, "ingest", url, pushes, args, spy=True)
-        after_max = asyncio.run(topic_count(bootstrap, topic))
-        ing_paced = run_wrk(f"ingest paced {args.rate:g}/s", url, pushes, args, args.duration, args.rate)
-        after_paced = asyncio.run(topic_count(bootstrap, topic))
-        serve.sample_memory()
-        serve.check_alive()
-    finally:
-        serve.stop()
-    dead = asyncio.run(topic_count(bootstrap, dlq))
-
-    new_max, new_paced = after_max - before, after_paced - after_max
-    ratio = ing_max.rps / bare_max.rps if bare_max.rps else 0.0
-    bad = sum(r.not_ok + r.socket_errors + r.unanswered for r in (warm, ing_max, ing_paced))
-    counted = new_max == ing_max.ok and new_paced == ing_paced.ok and dead == 0
-    lm, bm = ing_max.latency_s, bare_max.latency_s
-    lp, bp = ing_paced.latency_s, bare_paced.latency_s
-
-    def x(a: float, b: float) -> str:
-        return f"{a / b:.1f}×" if b else ""
-
-    rows = [
-        Row(
-            "requests/s, saturated",
-            num(ing_max.rps),
-            num(bare_max.rps),
-            f"{ratio:.2f}",
-            f"≥ {RATIO_TARGET} × bare",
-            met(ratio >= RATIO_TARGET),
-        ),
-        Row("p50 latency, saturated", ms(lm["p50"]), ms(bm["p50"]), x(lm["p50"], bm["p50"])),
-        Row("p99 latency, saturated", ms(lm["p99"]), ms(bm["p99"]), x(lm["p99"], bm["p99"])),
-        Row("p99.9 latency, saturated", ms(lm["p999"]), ms(bm["p999"]), x(lm["p999"], bm["p999"])),
-        Row(
-            "non-2xx + socket errors + unanswered (all ingest runs)",
-            num(bad),
-            "",
-            "",
-            "0",
-            met(bad == 0),
-        ),
-        Row(
-            "new records in the topic vs 2xx answers",
-            f"{new_max:,} / {ing_max.ok:,} saturated; {new_paced:,} / {ing_paced.ok:,} paced; {dead} dead letters",
-            "",
-            "",
-            "equal, 0 dead letters",
-            met(counted),
-        ),
-        Row(f"achieved rate, paced at {args.rate:,.0f}/s", num(ing_paced.rps), num(bare_paced.rps)),
-        Row(f"p50 latency, paced at {args.rate:,.0f}/s", ms(lp["p50"]), ms(bp["p50"]), x(lp["p50"], bp["p50"])),
-        Row(f"p99 latency, paced at {args.rate:,.0f}/s", ms(lp["p99"]), ms(bp["p99"]), x(lp["p99"], bp["p99"])),
-        Row(f"p99.9 latency, paced at {args.rate:,.0f}/s", ms(lp["p999"]), ms(bp["p999"]), x(lp["p999"], bp["p999"])),
-        Row(
-            "server CPU per answer, saturated",
-            f"{ing_cpu * 1e6:,.0f} µs",
-            f"{bare_cpu * 1e6:,.0f} µs",
-            x(ing_cpu, bare_cpu),
-        ),
-        Row(
-            "peak RSS of serve (VmHWM)",
-            mib(serve.peak_rss_kib),
-            mib(bare.peak_rss_kib),
-            "",
-            "≤ 150 MB",
-            met(0 < serve.peak_rss_kib <= SERVE_RSS_TARGET_KIB),
-        ),
-    ]
+    bare = run_bare(pushes, args)
+    ing = run_serve(pushes, args, bootstrap, topic)
+    dead = asyncio.run(topic_records(bootstrap, topic + ".dlq"))
+    rows = judge(ing, bare, dead, args.rate)
     title = "bench-ingest (baseline: bare Starlette endpoint, same server stack and wrk settings)"
-    print_table(title, rows)
-    if profile is not None:
-        say(f"py-spy profile of serve during the saturated run ({profile}):")
-        for inc, own, f in hot_spots(profile):
-            say(f"  {inc:5.1%} incl {own:5.1%} self  {f}")
-    if args.no_write:
-        return 0
-
-    command = "make bench-ingest"
-    body = f"""## Ingest (`{command}`)
-
-Run: {info["commit"]}, {info["date"]}.
-
-`python -m service serve --workers 1` (uvicorn, uvloop, httptools) producing to a fresh
-{PARTITIONS}-partition topic on the local broker with acks=all and idempotence, no outbox
-(no DATABASE_URL), so every 2xx below is a record acknowledged by Kafka. Baseline: a bare
-Starlette endpoint (`bench/bare.py`) on the same stack that reads the body and answers an
-empty 204. Load: `wrk {" ".join(wrk_settings(args))} -d{args.duration:g}s -s bench/wrk/pushes.lua`
-cycling through {args.pushes:,} distinct, correctly signed code-3 pushes for {SHOPS} shops,
-identical for both servers, after a {args.warmup:g} s warm-up each. The paced rows use the
-same settings with the script's fixed-timeline pacing at {args.rate:,.0f} requests/s.
-wrk, the server, the broker and Postgres all share this machine's {info["cores"]} cores.
-
-{render_table(rows)}
-
-wrk totals: ingest {ing_max.requests:,} answers in {ing_max.seconds:.1f} s, bare {bare_max.requests:,}
-in {bare_max.seconds:.1f} s; status counts ingest {_statuses(ing_max)}, bare {_statuses(bare_max)}.
-"Server CPU per answer" is the server process's user+system time over the saturated run
-divided by its answers: unlike requests/s it hardly depends on what else the machine runs.
-"""
-    if ratio < RATIO_TARGET:
-        body += f"""
-**Target missed**: ingest/bare = {ratio:.2f} < {RATIO_TARGET}. The server is CPU-bound: each
-answer costs {ing_cpu * 1e6:,.0f} µs of CPU against {bare_cpu * 1e6:,.0f} µs for the bare endpoint.
-Where serve's time goes during the saturated run (py-spy, non-blocking, 100 Hz):
-
-{hot_spots_markdown(profile)}
-"""
-    body += NOTES
-    path = write_section("ingest", body, info)
-    say(f"wrote the ingest section of {path.relative_to(ROOT)}")
+    report("ingest", "Ingest", title, rows, method(args, info, ing, bare), info, ing.profile, args.no_write)
     return 0
 
 

@@ -12,9 +12,13 @@ import sys
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from service.kafka_client import client_options
+from service.settings import load_settings
+
 
 async def main(bootstrap: str, specs: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    # the KAFKA_* security settings apply here as everywhere (service/kafka_client.py)
+    admin = AIOKafkaAdminClient(**client_options(load_settings(kafka_bootstrap_servers=bootstrap)))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

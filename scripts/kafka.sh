@@ -6,6 +6,9 @@
 #
 # Environment: KAFKA_PORT (default 9092; the controller listens on KAFKA_PORT+1),
 # KAFKA_HEAP (default 512m), KAFKA_KEEP_DATA=1 to keep the log dirs across `up`.
+# Tests add listeners (TLS, SASL): KAFKA_EXTRA_CONFIG names a properties file appended to
+# server.properties (later keys win), KAFKA_FORMAT_ARGS adds storage-format arguments
+# (e.g. --add-scram 'SCRAM-SHA-512=[name=u,password=p]').
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,6 +62,7 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=24
 PROPS
+  if [ -n "${KAFKA_EXTRA_CONFIG:-}" ]; then cat "$KAFKA_EXTRA_CONFIG" >> "$run/server.properties"; fi
   cat > "$run/log4j2.properties" <<PROPS
 rootLogger.level=WARN
 rootLogger.appenderRef.file.ref=file
@@ -72,9 +76,10 @@ logger.kafka.level=INFO
 PROPS
   local cp; cp=$(classpath)
   if [ ! -f "$run/data/meta.properties" ]; then
+    local format_args=(); if [ -n "${KAFKA_FORMAT_ARGS:-}" ]; then eval "format_args=($KAFKA_FORMAT_ARGS)"; fi
     local id; id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
     java -cp "$cp" -Dlog4j2.configurationFile="$run/log4j2.properties" kafka.tools.StorageTool \
-      format -t "$id" -c "$run/server.properties" >"$run/format.log" 2>&1 \
+      format -t "$id" -c "$run/server.properties" "${format_args[@]}" >"$run/format.log" 2>&1 \
       || { cat "$run/format.log" >&2; exit 1; }
   fi
   nohup java -Xms"${KAFKA_HEAP:-512m}" -Xmx"${KAFKA_HEAP:-512m}" -XX:+UseG1GC \

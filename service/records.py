@@ -33,6 +33,24 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _lenient_int(value: Any) -> int | None:
+    """An integer, or a string of decimal digits (as some producers send numbers)."""
+    if _is_int(value):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def _lenient_id(value: Any) -> str | None:
+    """A shop id: a non-empty string, or a non-negative integer (as Shopee itself sends it)."""
+    if isinstance(value, str):
+        return value or None
+    if _is_int(value) and value >= 0:
+        return str(value)
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderRecord:
     """The value on marketplace.orders (docs/contract.md#the-kafka-record), a superset of the seed's record.
@@ -63,30 +81,44 @@ class OrderRecord:
 
     @classmethod
     def from_dict(cls, data: Any) -> OrderRecord:
-        """Validate a decoded record; ValueError names what is wrong. Unknown keys are ignored."""
+        """Validate a decoded record; ValueError names what is wrong. Unknown keys are ignored.
+
+        Liberal where the meaning is unambiguous (docs/schemas/order-record.schema.json):
+        shop_id may be a number, integers may be decimal strings, and a missing event_id
+        is derived as the ingest derives it.
+        """
         if not isinstance(data, dict):
             raise ValueError(f"record is {type(data).__name__}, not an object")
-        for name in ("shop_id", "order_sn", "event_id"):
-            if not isinstance(data.get(name), str) or not data[name]:
-                raise ValueError(f"record field {name!r} must be a non-empty string")
-        if not _is_int(data.get("timestamp")):
+        shop_id = _lenient_id(data.get("shop_id"))
+        if shop_id is None:
+            raise ValueError("record field 'shop_id' must be a non-empty string or a non-negative integer")
+        order_sn = data.get("order_sn")
+        if not isinstance(order_sn, str) or not order_sn:
+            raise ValueError("record field 'order_sn' must be a non-empty string")
+        timestamp = _lenient_int(data.get("timestamp"))
+        if timestamp is None:
             raise ValueError("record field 'timestamp' must be an integer")
-        status, update_time = data.get("order_status"), data.get("update_time")
+        status, update_time = data.get("order_status"), _lenient_int(data.get("update_time"))
         if status is not None and not isinstance(status, str):
             raise ValueError("record field 'order_status' must be a string or null")
-        if update_time is not None and not _is_int(update_time):
+        if data.get("update_time") is not None and update_time is None:
             raise ValueError("record field 'update_time' must be an integer or null")
-        code, platform = data.get("code", 3), data.get("platform", PLATFORM)
-        if not _is_int(code) or not isinstance(platform, str):
+        code, platform = _lenient_int(data.get("code", 3)), data.get("platform", PLATFORM)
+        if code is None or not isinstance(platform, str):
             raise ValueError("record fields 'code' and 'platform' must be an integer and a string")
+        event_id = data.get("event_id")
+        if event_id is None:
+            event_id = event_id_for(shop_id, order_sn, status, update_time, code, None)
+        elif not isinstance(event_id, str) or not event_id:
+            raise ValueError("record field 'event_id' must be a non-empty string when present")
         return cls(
             platform=platform,
-            shop_id=data["shop_id"],
-            order_sn=data["order_sn"],
+            shop_id=shop_id,
+            order_sn=order_sn,
             order_status=status,
-            timestamp=data["timestamp"],
+            timestamp=timestamp,
             update_time=update_time,
-            event_id=data["event_id"],
+            event_id=event_id,
             code=code,
         )
 

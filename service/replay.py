@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
 from service.errors import ConfigError
+from service.kafka_client import check_connection, client_options
 from service.logs import setup_logging
 from service.records import DeadLetter, OrderRecord
 from service.settings import Settings, load_settings
@@ -96,7 +97,7 @@ async def replay(
     source = source_topic or settings.kafka_topic_dead_letter
     target = target_topic or settings.kafka_topic_marketplace_orders
     emit = write or (lambda _line: None)
-    options = settings.kafka_client_options()
+    options = client_options(settings)
     summary = Summary()
     # without a group, a subscribed consumer is assigned every partition of the topic
     consumer = AIOKafkaConsumer(source, **options, group_id=None, enable_auto_commit=False)
@@ -213,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup_logging(settings.log_level)
     filters = build_filters(args.reason, args.shop, args.since, args.until)
+    asyncio.run(check_connection(settings))
     summary = asyncio.run(
         replay(
             settings,

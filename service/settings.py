@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-import ssl
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +58,12 @@ class Settings(BaseSettings):
     kafka_topic_marketplace_orders: str = "marketplace.orders"
     kafka_topic_dead_letter: str = "marketplace.orders.dlq"
     kafka_consumer_group: str = "marketplace-orders-processor"
+    # Kafka security (docs/contract.md); service/kafka_client.py turns these into client options
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_ssl_ca_file: str | None = None
+    kafka_ssl_cert_file: str | None = None
+    kafka_ssl_key_file: str | None = None
 
     # Shopee
     shopee_partner_id: int | None = None
@@ -146,19 +151,10 @@ class Settings(BaseSettings):
                 raise ConfigError(f"{name.upper()} is required for {purpose} and is unset or a placeholder")
 
     def kafka_client_options(self) -> dict[str, Any]:
-        """aiokafka connection options: SASL_SSL/PLAIN when an API key is set (Confluent Cloud)."""
-        options: dict[str, Any] = {"bootstrap_servers": self.kafka_bootstrap_servers}
-        if self.kafka_api_key is not None:
-            self.require("kafka_api_key", "kafka_api_secret", purpose="Kafka SASL")
-            assert self.kafka_api_secret is not None
-            options.update(
-                security_protocol="SASL_SSL",
-                sasl_mechanism="PLAIN",
-                sasl_plain_username=self.kafka_api_key.get_secret_value(),
-                sasl_plain_password=self.kafka_api_secret.get_secret_value(),
-                ssl_context=ssl.create_default_context(),
-            )
-        return options
+        """aiokafka connection options (service.kafka_client.client_options)."""
+        from service.kafka_client import client_options
+
+        return client_options(self)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import socket
@@ -23,7 +24,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.processes import ROOT, free_port
+
+__all__ = ["ROOT", "free_port"]  # imported from here by many tests
+
 NEEDS_SERVICES = "start them with `make test` (scripts/with-services.sh), which sets {var}"
 
 
@@ -32,12 +36,6 @@ def _require_env(var: str) -> str:
     if not value:
         pytest.fail(f"{var} is not set: integration tests need the real service; " + NEEDS_SERVICES.format(var=var))
     return value
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -136,15 +134,17 @@ async def database_url(pg_admin_url: str) -> AsyncIterator[str]:
 class PrivateBroker:
     """A Kafka broker of this test's own, on its own port, that the test may stop and start."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, env: dict[str, str] | None = None) -> None:
         self.port = port
         self.bootstrap = f"127.0.0.1:{port}"
+        self.env = env or {}  # scripts/kafka.sh options, e.g. KAFKA_EXTRA_CONFIG
 
     def _run(self, action: str, keep_data: bool) -> None:
         env = {
             **os.environ,
             "KAFKA_PORT": str(self.port),
             "KAFKA_KEEP_DATA": "1" if keep_data else "0",
+            **self.env,
         }
         subprocess.run([str(ROOT / "scripts/kafka.sh"), action], check=True, env=env, capture_output=True)
 
@@ -170,18 +170,31 @@ def private_broker(kafka_bootstrap: str) -> Iterator[PrivateBroker]:
     can be taken by an outgoing connection between the check and the bind (at start or at
     a restart during the test), and the broker then fails to come up.
     """
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    rng = random.Random()
-    while True:
-        port = rng.randrange(max(1024, low - 12000), low - 2)
-        if not (_port_busy(port) or _port_busy(port + 1)):
-            break
-    broker = PrivateBroker(port)
+    broker = PrivateBroker(private_ports(2))
     broker.start(keep_data=False)
     try:
         yield broker
     finally:
         broker.stop()
+
+
+def private_ports(count: int) -> int:
+    """The first of `count` free consecutive ports below the ephemeral range."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    while True:
+        port = rng.randrange(max(1024, low - 12000), low - count)
+        if not any(_port_busy(p) for p in range(port, port + count)):
+            return port
+
+
+@pytest.fixture(scope="session")
+def secure_broker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One broker with a private CA and SASL_SSL/PLAIN, SASL_SSL/SCRAM-SHA-512 and mTLS listeners."""
+    from tests.secure_broker import start_secure_broker
+
+    with start_secure_broker(tmp_path_factory.mktemp("secure-broker")) as broker:
+        yield broker
 
 
 def _port_busy(port: int) -> bool:
@@ -199,3 +212,29 @@ def sandbox() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For a test that calls setup_logging: the root handlers and logger levels are put back after it."""
+    root = logging.getLogger()
+    names = ("", "aiokafka", "httpx", "httpcore")
+    saved = root.handlers[:], {name: logging.getLogger(name).level for name in names}
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved[0]
+        for name, level in saved[1].items():
+            logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_ignore_the_environment(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Unit tests build Settings from what they pass in, not from the shell that runs them."""
+    if request.node.get_closest_marker("integration") is not None:
+        yield
+        return
+    from tests.fakes import environment_without_settings
+
+    with environment_without_settings():
+        yield

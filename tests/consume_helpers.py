@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import asyncpg
+import orjson
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from pydantic import SecretStr
 
 from service.consume.main import consume
-from service.consume.throttle import ShopThrottle
 from service.migrate import migrate
 from service.records import DeadLetter, OrderRecord
 from service.settings import Settings
-from tests.conftest import free_port, read_topic
+from tests.conftest import TopicFactory, free_port, read_topic
 from tests.fakes import FakeClock
+from tests.processes import child_env
 
 __all__ = ["FakeClock"]  # re-exported for the tests that import it from here
 
@@ -81,21 +82,24 @@ PARTNER_KEY = "consumer_test_partner_key"
 
 @dataclass
 class ApiCall:
-    at: float  # time.monotonic() when the request arrived
+    at: float  # the sandbox's clock when the request arrived
     path: str
     shop_id: str | None
     order_sns: list[str]
+    answered_at: float | None = None  # the sandbox's clock when the answer was sent
+    body: bytes = b""  # the answer's body, as the consumer received it
 
 
 class SandboxServer:
     """service.sandbox's Shopee API under uvicorn in a thread; records every API call it receives."""
 
-    def __init__(self, **config: Any) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, **config: Any) -> None:
         from service.sandbox.api import create_sandbox_app
         from service.sandbox.config import SandboxConfig
         from service.sandbox.state import SandboxState
 
         self.state = SandboxState(SandboxConfig(partner_id=PARTNER_ID, partner_key=PARTNER_KEY, **config))
+        self.clock = clock
         self.calls: list[ApiCall] = []
         self._app = create_sandbox_app(self.state)
         self.port = free_port()
@@ -116,11 +120,22 @@ class SandboxServer:
         self._thread = threading.Thread(target=self._server.run, name="sandbox", daemon=True)
 
     async def _record(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            query = parse_qs(scope.get("query_string", b"").decode())
-            sns = [sn for sn in query.get("order_sn_list", [""])[0].split(",") if sn]
-            self.calls.append(ApiCall(time.monotonic(), scope["path"], query.get("shop_id", [None])[0], sns))
-        await self._app(scope, receive, send)
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self._app(scope, receive, send)
+            return
+        query = parse_qs(scope.get("query_string", b"").decode())
+        sns = [sn for sn in query.get("order_sn_list", [""])[0].split(",") if sn]
+        call = ApiCall(self.clock(), scope["path"], query.get("shop_id", [None])[0], sns)
+        self.calls.append(call)
+
+        async def keep(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                call.body += message.get("body", b"")
+                if not message.get("more_body"):
+                    call.answered_at = self.clock()
+            await send(message)
+
+        await self._app(scope, receive, keep)
 
     def start(self) -> SandboxServer:
         self._thread.start()
@@ -139,6 +154,15 @@ class SandboxServer:
         return [
             c for c in self.calls if c.path.endswith("get_order_detail") and (shop_id is None or c.shop_id == shop_id)
         ]
+
+    def details(self, shop_id: str) -> dict[str, Any]:
+        """Every order detail the sandbox answered for the shop, by order SN (the latest answer wins)."""
+        found: dict[str, Any] = {}
+        for call in self.order_calls(shop_id):
+            if call.body:
+                for detail in orjson.loads(call.body).get("response", {}).get("order_list", []):
+                    found[detail["order_sn"]] = detail
+        return found
 
     def refresh_calls(self) -> list[ApiCall]:
         return [c for c in self.calls if c.path.endswith("access_token/get")]
@@ -182,23 +206,40 @@ def consumer_settings(
     return Settings(**values)
 
 
+async def fresh_settings(
+    bootstrap: str,
+    new_topic: TopicFactory,
+    database_url: str,
+    sandbox: SandboxServer,
+    *,
+    partitions: int = 1,
+    **overrides: Any,
+) -> Settings:
+    """Consumer settings on fresh topics of the test's own and a migrated database."""
+    topic = await new_topic(partitions=partitions, prefix="orders")
+    dlq = await new_topic(partitions=1, prefix="dlq")
+    await migrated(database_url)
+    return consumer_settings(
+        bootstrap=bootstrap, topic=topic, dlq=dlq, database_url=database_url, shopee_url=sandbox.url, **overrides
+    )
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes `python -m service consume` load `settings`."""
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    values = {}
     for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[name.upper()] = str(value)
-    return env
+        if value is not None:
+            values[name.upper()] = str(value.get_secret_value() if isinstance(value, SecretStr) else value)
+    return child_env(**values)
 
 
 @asynccontextmanager
-async def running_consumer(settings: Settings, *, throttle: ShopThrottle | None = None) -> AsyncIterator[None]:
-    """The whole consumer (main.consume) in this event loop; stopped and awaited on exit."""
+async def running_consumer(settings: Settings, **wiring: Any) -> AsyncIterator[None]:
+    """The whole consumer (main.consume) in this event loop; stopped and awaited on exit.
+
+    `wiring`: consume()'s keyword arguments (throttle, clock, sleep)."""
     stop = asyncio.Event()
-    task = asyncio.create_task(consume(settings, stop, throttle=throttle))
+    task = asyncio.create_task(consume(settings, stop, **wiring))
     try:
         yield
         if task.done():
@@ -219,14 +260,17 @@ def order(shop_id: str, sn: str, *, status: str = "READY_TO_SHIP", update_time: 
     )
 
 
-async def produce(bootstrap: str, topic: str, records: list[OrderRecord], *, partition: int | None = None) -> None:
+async def produce(
+    bootstrap: str, topic: str, records: list[OrderRecord], *, partition: int | None = None
+) -> list[tuple[int, int]]:
+    """Send the records (acks=all) and return the (partition, offset) each one got."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         futures = [
             await producer.send(topic, value=r.encode(), key=r.key.encode(), partition=partition) for r in records
         ]
-        await asyncio.gather(*futures)
+        return [(meta.partition, meta.offset) for meta in await asyncio.gather(*futures)]
     finally:
         await producer.stop()
 
@@ -247,10 +291,13 @@ async def wait_for_rows(
 
 
 async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offsets on `topic` by partition; none while the group has no coordinator yet."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
+    except GroupCoordinatorNotAvailableError:
+        return {}
     finally:
         await admin.close()
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}

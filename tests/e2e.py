@@ -8,87 +8,26 @@ of the test's own. Every process can be killed and restarted by the test.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from service.migrate import migrate
-from service.sandbox.config import DEFAULT_PARTNER_ID, DEFAULT_PARTNER_KEY
+from service.sandbox.config import DEFAULT_PARTNER_ID, DEFAULT_PARTNER_KEY, ORDER_DETAIL_PATH
 from service.sandbox.demo_shops import fetch_shops, insert_shops
 from service.sandbox.plan import Ledger, PushConfig
 from service.sandbox.push import send_pushes
+from service.settings import DEFAULT_OPTIONAL_FIELDS
 from tests.conftest import free_port
+from tests.processes import Process, child_env, service_argv
+from tests.signer import api_signature
 
 CALLBACK_PATH = "/webhooks/shopee"
-
-
-@dataclass
-class Proc:
-    name: str
-    args: list[str]
-    env: dict[str, str]
-    popen: subprocess.Popen[bytes] | None = None
-    log: Any = None
-
-    def start(self) -> None:
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "service", *self.args], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def output(self) -> str:
-        if self.log is None:
-            return ""
-        self.log.seek(0)
-        return str(self.log.read().decode(errors="replace"))
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
-        if self.popen is not None and self.alive():
-            self.popen.send_signal(signal.SIGKILL)
-            self.popen.wait(timeout=10)
-
-    def stop(self, timeout: float = 30) -> int | None:
-        if self.popen is None:
-            return None
-        if self.alive():
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-        return self.popen.returncode
-
-
-async def wait_http(url: str, proc: Proc, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if not proc.alive():
-                raise RuntimeError(f"{proc.name} exited: {proc.output()[-3000:]}")
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{proc.name} did not answer {url} within {seconds}s: {proc.output()[-3000:]}")
 
 
 @dataclass
@@ -98,6 +37,7 @@ class Stack:
     partitions: int = 4
     settings: dict[str, str] = field(default_factory=dict)
     sandbox_args: list[str] = field(default_factory=list)
+    admin_bootstrap: str | None = None  # where topics are created, when `bootstrap` needs TLS/SASL
 
     def __post_init__(self) -> None:
         tag = uuid.uuid4().hex[:10]
@@ -105,11 +45,10 @@ class Stack:
         self.sandbox_port, self.ingest_port = free_port(), free_port()
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.ingest_url = f"http://127.0.0.1:{self.ingest_port}"
-        self.procs: list[Proc] = []
+        self.procs: list[Process] = []
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")}
-        env.update(
+        defaults = dict(
             KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
             KAFKA_TOPIC_MARKETPLACE_ORDERS=self.topic,
             KAFKA_TOPIC_DEAD_LETTER=self.dlq,
@@ -125,15 +64,12 @@ class Stack:
             SHUTDOWN_GRACE_SECONDS="5",
             CONSUMER_METRICS_PORT="0",
             OUTBOX_RELAY_INTERVAL_SECONDS="0.2",
-            LOG_LEVEL="WARNING",
         )
-        env.update(self.settings)
-        env.update(extra)
-        return env
+        return child_env(**{**defaults, **self.settings, **extra})
 
     async def start(self) -> Stack:
         await migrate(self.database_url)
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.admin_bootstrap or self.bootstrap)
         await admin.start()
         try:
             await admin.create_topics([NewTopic(self.topic, self.partitions, 1), NewTopic(self.dlq, 1, 1)])
@@ -142,27 +78,26 @@ class Stack:
         self.sandbox = await self.start_proc(
             "sandbox", ["sandbox", "serve", "--port", str(self.sandbox_port), *self.sandbox_args]
         )
-        await wait_http(self.sandbox_url + "/healthz", self.sandbox)
+        await asyncio.to_thread(self.sandbox.wait_http, self.sandbox_url + "/healthz")
         self.ingest = await self.start_ingest()
         self.consumer = await self.start_consumer()
         return self
 
-    async def start_proc(self, name: str, args: list[str], **env: str) -> Proc:
-        proc = Proc(name, args, self.env(**env))
-        proc.start()
+    async def start_proc(self, name: str, args: list[str], **env: str) -> Process:
+        proc = Process(name, service_argv(*args), self.env(**env))
         self.procs.append(proc)
         return proc
 
-    async def start_ingest(self, **env: str) -> Proc:
+    async def start_ingest(self, **env: str) -> Process:
         proc = await self.start_proc("ingest", ["serve", "--host", "127.0.0.1", "--port", str(self.ingest_port)], **env)
-        await wait_http(self.ingest_url + "/readyz", proc)
+        await asyncio.to_thread(proc.wait_http, self.ingest_url + "/readyz")
         return proc
 
-    async def start_consumer(self, name: str = "consumer", **env: str) -> Proc:
+    async def start_consumer(self, name: str = "consumer", **env: str) -> Process:
         proc = await self.start_proc(name, ["consume"], **env)
         await asyncio.sleep(0.5)
         if not proc.alive():
-            raise RuntimeError(f"consumer exited: {proc.output()[-3000:]}")
+            raise RuntimeError(f"consumer exited: {proc.output(3000)}")
         return proc
 
     async def add_shops(self, shop_ids: list[int]) -> None:
@@ -190,6 +125,32 @@ class Stack:
             response.raise_for_status()
             result: dict[str, Any] = response.json()
             return result
+
+    async def order_details(self, shop_id: int, order_sns: list[str]) -> dict[str, Any]:
+        """What the sandbox answers get_order_detail for these orders (with the shop's stored
+        token and the default optional fields), by order SN; signed with the tests' own signer."""
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            token = await conn.fetchval(
+                "SELECT access_token FROM merchant_shopee_config WHERE shop_id = $1", str(shop_id)
+            )
+        finally:
+            await conn.close()
+        stamp = int(time.time())
+        sign = api_signature(DEFAULT_PARTNER_KEY, DEFAULT_PARTNER_ID, ORDER_DETAIL_PATH, stamp, token, str(shop_id))
+        query = {
+            "partner_id": DEFAULT_PARTNER_ID,
+            "timestamp": stamp,
+            "access_token": token,
+            "shop_id": shop_id,
+            "sign": sign,
+            "order_sn_list": ",".join(order_sns),
+            "response_optional_fields": DEFAULT_OPTIONAL_FIELDS,
+        }
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(self.sandbox_url + ORDER_DETAIL_PATH, params=query)
+        response.raise_for_status()
+        return {d["order_sn"]: d for d in response.json()["response"]["order_list"]}
 
     async def set_faults(self, **faults: float) -> None:
         async with httpx.AsyncClient(timeout=10) as client:

@@ -13,14 +13,14 @@ import orjson
 
 from service.sandbox.plan import Ledger
 from tests.conftest import read_topic
-from tests.e2e import Proc, Stack
+from tests.e2e import Stack
+from tests.processes import Process, service_argv
 
 RECOVER_ENV = {"RECOVER_LAG_SECONDS": "60", "LOG_LEVEL": "INFO", "RECOVER_SHOP_CALLS_PER_MINUTE": "30"}
 
 
-def start_recover(stack: Stack, name: str = "recover", **env: str) -> Proc:
-    proc = Proc(name, ["recover", "--once"], stack.env(**{**RECOVER_ENV, **env}))
-    proc.start()
+def start_recover(stack: Stack, name: str = "recover", **env: str) -> Process:
+    proc = Process(name, service_argv("recover", "--once"), stack.env(**{**RECOVER_ENV, **env}))
     stack.procs.append(proc)
     return proc
 
@@ -28,12 +28,11 @@ def start_recover(stack: Stack, name: str = "recover", **env: str) -> Proc:
 async def run_recover(stack: Stack, wait_seconds: float = 180, **env: str) -> tuple[int, str]:
     """`python -m service recover --once` to its end: (exit code, output)."""
     proc = start_recover(stack, **env)
-    assert proc.popen is not None
     try:
         code = await asyncio.to_thread(proc.popen.wait, wait_seconds)
     except subprocess.TimeoutExpired:
         proc.kill()
-        raise AssertionError(f"recover --once did not finish within {wait_seconds}s: {proc.output()[-3000:]}") from None
+        raise AssertionError(f"recover --once did not finish within {wait_seconds}s: {proc.output(3000)}") from None
     return code, proc.output()
 
 

@@ -9,6 +9,7 @@ docs/screenshots/console/.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -20,7 +21,7 @@ from service.sandbox.config import DEFAULT_PARTNER_KEY
 from tests.conftest import ROOT, free_port
 from tests.console_helpers import PASSWORD, SECRET_KEY, USER
 from tests.consume_helpers import dead_letters, wait_for_rows
-from tests.e2e import CALLBACK_PATH, Stack, wait_http
+from tests.e2e import CALLBACK_PATH, Stack
 from tests.pushes import real_push, signed_headers
 
 pytestmark = pytest.mark.integration
@@ -78,7 +79,7 @@ async def test_an_operator_replays_an_unknown_shops_order_from_the_browser(
             CONSOLE_SECRET_KEY=SECRET_KEY,
             CONSOLE_INGEST_URL=stack.ingest_url,
         )
-        await wait_http(console_url + "/healthz", console)
+        await asyncio.to_thread(console.wait_http, console_url + "/healthz")
         await push(stack, KNOWN_SHOP, "KNOWN-1")
         await push(stack, UNKNOWN_SHOP, "LOST-1")
         await wait_for_rows(database_url, 1, where=f"shop_id = '{KNOWN_SHOP}'")

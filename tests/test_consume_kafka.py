@@ -7,17 +7,16 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import orjson
 import pytest
 
-from service.consume.throttle import ShopThrottle
 from service.settings import Settings
 from tests.consume_helpers import (
     SandboxServer,
     committed_offsets,
-    consumer_settings,
     dead_letters,
     fetch_rows,
-    migrated,
+    fresh_settings,
     order,
     produce,
     running_consumer,
@@ -36,16 +35,8 @@ async def setup(
     """`await setup(partitions=1, **settings)`: fresh topics, a migrated database, consumer settings."""
 
     async def make(partitions: int = 1, **overrides: object) -> Settings:
-        topic = await new_topic(partitions=partitions, prefix="orders")
-        dlq = await new_topic(partitions=1, prefix="dlq")
-        await migrated(database_url)
-        return consumer_settings(
-            bootstrap=kafka_bootstrap,
-            topic=topic,
-            dlq=dlq,
-            database_url=database_url,
-            shopee_url=sandbox.url,
-            **overrides,
+        return await fresh_settings(
+            kafka_bootstrap, new_topic, database_url, sandbox, partitions=partitions, **overrides
         )
 
     return make
@@ -54,19 +45,20 @@ async def setup(
 async def test_full_batch_is_one_call_with_fifty_orders_without_waiting_for_the_timeout(
     setup: Setup, sandbox: SandboxServer, database_url: str
 ) -> None:
-    settings = await setup(batch_timeout_seconds=60)
+    settings = await setup(batch_timeout_seconds=3600)  # rows at all: the size flushed the batch
     await sandbox.add_shop(database_url, "1001")
     records = [order("1001", f"SN{i:03d}") for i in range(50)]
     await produce(settings.kafka_bootstrap_servers, settings.kafka_topic_marketplace_orders, records)
-    start = time.monotonic()
     async with running_consumer(settings):
-        rows = await wait_for_rows(database_url, 50, within=20)
-        assert time.monotonic() - start < 30
+        rows = await wait_for_rows(database_url, 50, within=60)
         calls = sandbox.order_calls("1001")
         assert len(calls) == 1
         assert sorted(calls[0].order_sns) == sorted(r.order_sn for r in records)
         assert {r["shop_id"] for r in rows} == {"1001"}
-        assert all(r["processed_at"] is not None and r["order_detail"] for r in rows)
+        # each row holds the detail Shopee answered for its order, decoded, not merely something
+        answered = sandbox.details("1001")
+        assert {r["order_sn"]: orjson.loads(r["order_detail"]) for r in rows} == answered
+        assert sorted(answered) == sorted(r.order_sn for r in records)
         await _wait_committed(settings, {0: 50})
 
 
@@ -101,27 +93,6 @@ async def test_two_shops_interleaved_on_one_partition_are_batched_separately(
             (call,) = sandbox.order_calls(shop)
             assert sorted(call.order_sns) == [f"{shop}-{i}" for i in range(5)]
         await _wait_committed(settings, {0: 10})
-
-
-async def test_throttle_never_exceeds_the_limit_per_rolling_window_and_loses_nothing(
-    setup: Setup, sandbox: SandboxServer, database_url: str
-) -> None:
-    # time scaled: 3 calls per rolling 2 s stands for 30 per rolling minute
-    limit, window = 3, 2.0
-    settings = await setup(batch_max_size=1, batch_timeout_seconds=0.1, shop_rate_limit_per_minute=limit)
-    await sandbox.add_shop(database_url, "3001")
-    await sandbox.add_shop(database_url, "3002")
-    records = [order(shop, f"{shop}-T{i}") for i in range(9) for shop in ("3001", "3002")]
-    await produce(settings.kafka_bootstrap_servers, settings.kafka_topic_marketplace_orders, records)
-    throttle = ShopThrottle(limit, window_seconds=window, clock=time.monotonic)
-    async with running_consumer(settings, throttle=throttle):
-        await wait_for_rows(database_url, 18, within=30)
-    for shop in ("3001", "3002"):
-        times = sorted(c.at for c in sandbox.order_calls(shop))
-        assert len(times) == 9
-        assert _max_in_window(times, window) <= limit
-        # and it really waited rather than dropping: 9 calls at 3 per 2 s span at least 4 s
-        assert times[-1] - times[0] >= 2 * window * 0.95
 
 
 async def test_duplicates_and_out_of_order_records_leave_the_newest_state_once(
@@ -220,10 +191,6 @@ async def test_unknown_shop_and_unknown_order_are_dead_lettered_with_reasons(
     assert all(d.source == "consumer" and d.shop_id in ("7999", "7001") for d in letters)
     rows = await fetch_rows(database_url, "SELECT order_sn FROM shopee_orders_raw")
     assert [r["order_sn"] for r in rows] == ["OK-1"]
-
-
-def _max_in_window(times: list[float], window: float) -> int:
-    return max(sum(1 for t in times if start <= t < start + window) for start in times)
 
 
 async def _wait_committed(settings: Settings, expected: dict[int, int], within: float = 15.0) -> None:

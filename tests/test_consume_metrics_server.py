@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -45,16 +45,16 @@ async def test_healthz_does_not_answer_while_the_event_loop_is_stuck() -> None:
             except httpx.TimeoutException:
                 return "timeout"
 
-        loop = asyncio.get_running_loop()
-        probing = loop.run_in_executor(None, probe)
-        time.sleep(1.0)  # noqa: ASYNC251 - block the loop on purpose: nothing can answer the probe
-        assert await probing == "timeout"
-        assert await loop.run_in_executor(None, probe) == 200
+        # Block the loop until the probe has its answer: the probe's whole life falls inside
+        # the stuck stretch, however late its thread starts.
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(probe).result(timeout=60) == "timeout"
+        assert await asyncio.get_running_loop().run_in_executor(None, probe) == 200
     finally:
         await server.stop()
 
 
-def test_http_client_request_logs_are_silenced() -> None:
+def test_http_client_request_logs_are_silenced(restore_logging: None) -> None:
     setup_logging("INFO")
     assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
     assert logging.getLogger("service").isEnabledFor(logging.INFO)

@@ -3,101 +3,52 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 
 from service.settings import Settings
-from tests.conftest import ROOT
 from tests.consume_helpers import (
     SandboxServer,
-    consumer_settings,
+    committed_offsets,
     dead_letters,
     fetch_rows,
-    migrated,
+    fresh_settings,
     order,
     produce,
     settings_env,
     wait_for_rows,
 )
+from tests.processes import Process, service_argv
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
 
-class Process:
-    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
-        self.proc = proc
-        self.log = log
-
-    def log_lines(self, text: str) -> int:
-        return self.log.read_text().count(text) if self.log.exists() else 0
-
-    def owns_one_partition(self) -> bool:
-        """The replica's latest assignment (from its JSON log) is exactly one partition."""
-        if not self.log.exists():
-            return False
-        latest: list[str] | None = None
-        for line in self.log.read_text().splitlines():
-            if '"partitions assigned"' in line:
-                latest = orjson.loads(line)["partitions"]
-            elif '"partitions revoked"' in line:
-                latest = None
-        return latest is not None and len(latest) == 1
+def owns_one_partition(process: Process) -> bool:
+    """The replica's latest assignment (from its JSON log) is exactly one partition."""
+    latest: list[str] | None = None
+    for line in process.output().splitlines():
+        if '"partitions assigned"' in line:
+            latest = orjson.loads(line)["partitions"]
+        elif '"partitions revoked"' in line:
+            latest = None
+    return latest is not None and len(latest) == 1
 
 
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Callable[[Settings], Process]]:
+def processes() -> Iterator[Callable[[Settings], Process]]:
     started: list[Process] = []
 
     def start(settings: Settings) -> Process:
-        log = tmp_path / f"consumer-{len(started)}.log"
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "service", "consume"],
-                cwd=ROOT,
-                env=settings_env(settings),
-                stdout=subprocess.DEVNULL,
-                stderr=sink,
-            )
-        started.append(Process(proc, log))
+        started.append(Process(f"consumer-{len(started)}", service_argv("consume"), settings_env(settings)))
         return started[-1]
 
     yield start
     for p in started:
-        if p.proc.poll() is None:
-            p.proc.kill()
-        p.proc.wait(timeout=10)
-
-
-async def _until(condition: Callable[[], bool], within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-async def _settings(
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    database_url: str,
-    sandbox: SandboxServer,
-    partitions: int,
-    **overrides: object,
-) -> Settings:
-    topic = await new_topic(partitions=partitions, prefix="orders")
-    dlq = await new_topic(partitions=1, prefix="dlq")
-    await migrated(database_url)
-    return consumer_settings(
-        bootstrap=kafka_bootstrap, topic=topic, dlq=dlq, database_url=database_url, shopee_url=sandbox.url, **overrides
-    )
+        p.kill()
+        p.stop()
 
 
 async def test_consumer_killed_mid_run_and_restarted_persists_every_record_once(
@@ -107,36 +58,47 @@ async def test_consumer_killed_mid_run_and_restarted_persists_every_record_once(
     sandbox: SandboxServer,
     processes: Callable[[Settings], Process],
 ) -> None:
-    settings = await _settings(
-        kafka_bootstrap, new_topic, database_url, sandbox, 3, batch_max_size=5, batch_timeout_seconds=0.3
+    settings = await fresh_settings(
+        kafka_bootstrap, new_topic, database_url, sandbox, partitions=3, batch_max_size=5, batch_timeout_seconds=0.3
     )
-    sandbox.set_faults(latency_ms=150)  # slow Shopee, so the kill lands mid-run
+    sandbox.set_faults(latency_ms=150)  # slow Shopee: batches are in flight when the kill lands
     shops = [str(8000 + i) for i in range(6)]
     for shop in shops:
         await sandbox.add_shop(database_url, shop)
-    records = [order(shop, f"{shop}-K{i:02d}") for i in range(30) for shop in shops]
-    await produce(kafka_bootstrap, settings.kafka_topic_marketplace_orders, records)
+    before = [order(shop, f"{shop}-K{i:02d}") for i in range(15) for shop in shops]
+    placed = dict(
+        zip(await produce(kafka_bootstrap, settings.kafka_topic_marketplace_orders, before), before, strict=True)
+    )
 
     first = processes(settings)
-    await wait_for_rows(database_url, 20, within=30)
-    os.kill(first.proc.pid, signal.SIGKILL)
-    first.proc.wait(timeout=10)
-    written_before = len(await fetch_rows(database_url, "SELECT 1 FROM shopee_orders_raw"))
-    assert written_before < len(records), "the kill should land mid-run"
+    group, topic = settings.kafka_consumer_group, settings.kafka_topic_marketplace_orders
+
+    async def some_committed() -> bool:
+        return sum((await committed_offsets(kafka_bootstrap, group, topic)).values()) >= 10
+
+    # killed once some work is committed (by construction, not by a slow machine)
+    await until(some_committed, within=60, what="the first process to commit some offsets")
+    first.kill()
+    calls_before_kill = len(sandbox.calls)
+    committed = await committed_offsets(kafka_bootstrap, group, topic)
+    done = {r.order_sn for (partition, offset), r in placed.items() if offset < committed.get(partition, 0)}
+    # the rest is produced after the kill: the run is unfinished when it lands, by construction
+    after = [order(shop, f"{shop}-K{i:02d}") for i in range(15, 30) for shop in shops]
+    await produce(kafka_bootstrap, settings.kafka_topic_marketplace_orders, after)
 
     sandbox.set_faults(latency_ms=0)
     second = processes(settings)
-    rows = await wait_for_rows(database_url, len(records), within=60)
-    assert second.proc.poll() is None
+    records = before + after
+    rows = await wait_for_rows(database_url, len(records), within=90)
+    assert second.alive()
     assert sorted((r["shop_id"], r["order_sn"]) for r in rows) == sorted((r.shop_id, r.order_sn) for r in records)
-    count = await fetch_rows(
-        database_url, "SELECT count(*) AS n, count(DISTINCT (shop_id, order_sn)) AS d FROM shopee_orders_raw"
-    )
-    assert count[0]["n"] == count[0]["d"] == len(records)
+    # once: the restarted process resumes at the committed offsets; what the first one
+    # committed is never asked of Shopee again (only uncommitted work is redone)
+    asked_again = {sn for c in sandbox.calls[calls_before_kill:] for sn in c.order_sns} & done
+    assert done and not asked_again, f"{len(done)} committed before the kill, asked again: {sorted(asked_again)[:5]}"
 
-    second.proc.send_signal(signal.SIGTERM)
-    assert await asyncio.to_thread(second.proc.wait, 30) == 0
-    assert second.log_lines("consumer stopped") == 1
+    assert await asyncio.to_thread(second.stop) == 0
+    assert second.output().count("consumer stopped") == 1
 
 
 async def test_two_processes_refreshing_the_same_shop_at_once_keep_it_working(
@@ -146,13 +108,15 @@ async def test_two_processes_refreshing_the_same_shop_at_once_keep_it_working(
     sandbox: SandboxServer,
     processes: Callable[[Settings], Process],
 ) -> None:
-    settings = await _settings(kafka_bootstrap, new_topic, database_url, sandbox, 2, batch_timeout_seconds=1.0)
+    settings = await fresh_settings(
+        kafka_bootstrap, new_topic, database_url, sandbox, partitions=2, batch_timeout_seconds=1.0
+    )
     await sandbox.add_shop(database_url, "9001", expired=True)
     # the same shop on both partitions, so both replicas hold a batch of it and both want a refresh
     first = processes(settings)
     second = processes(settings)
-    await _until(
-        lambda: first.owns_one_partition() and second.owns_one_partition(),
+    await until(
+        lambda: owns_one_partition(first) and owns_one_partition(second),
         within=90,
         what="both replicas to own one partition each",
     )
@@ -164,7 +128,7 @@ async def test_two_processes_refreshing_the_same_shop_at_once_keep_it_working(
             partition=partition,
         )
     await wait_for_rows(database_url, 20, within=30)
-    assert first.proc.poll() is None and second.proc.poll() is None
+    assert first.alive() and second.alive()
     assert len(sandbox.refresh_calls()) == 1
     stored = await fetch_rows(database_url, "SELECT access_token, refresh_token FROM merchant_shopee_config")
     current = sandbox.state.tokens.current(9001)

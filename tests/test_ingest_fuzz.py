@@ -9,7 +9,6 @@ orders topic and exactly the unusable ones the dead-letter topic.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -26,8 +25,9 @@ from service.ingest.metrics import IngestMetrics
 from service.records import DeadLetter
 from service.settings import DEFAULT_TRANSFORMS
 from tests.conftest import TopicFactory, free_port, read_topic
+from tests.fakes import FakeSink, environment_without_settings
 from tests.pushes import ingest_env, ingest_server, signed_headers
-from tests.test_ingest_app import DLQ, ORDERS, FakeSink, make_settings
+from tests.test_ingest_app import DLQ, ORDERS, make_settings
 from transforms import load_pipeline
 
 LIMIT = 4096  # a small body limit, so that 413 is reached by generated bodies too
@@ -53,16 +53,15 @@ class Gateway:
         """Post one push with an empty sink; returns (response, skips counted by it)."""
         self.sink.sent.clear()
         before = self.skips()
-        started = time.monotonic()
         r = self.client.post("/webhooks/shopee", content=body, headers=headers)
-        assert time.monotonic() - started < BUDGET + 1.5
         assert r.status_code != 500
         return r, self.skips() - before
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
-    gw = Gateway()
+    with environment_without_settings():
+        gw = Gateway()
     with gw.client:
         yield gw
 

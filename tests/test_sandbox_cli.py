@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,46 +15,25 @@ from service.sandbox.client import public_query, shop_query
 from service.sandbox.config import LOST_PUSH_PATH, ORDER_DETAIL_PATH
 from service.sandbox.plan import Ledger
 from service.sandbox.tokens import initial_tokens
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import free_port
+from tests.processes import ROOT, Process, child_env, service_argv
 
 KEY = "cli-partner-key"
 PARTNER = 2001887
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def sandbox_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "service", "sandbox", *args]
+    return service_argv("sandbox", *args)
 
 
 @pytest.fixture(scope="module")
-def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def sandbox_url() -> Iterator[str]:
     port = free_port()
     args = ["serve", "--port", str(port), "--partner-id", str(PARTNER), "--partner-key", KEY, "--shops", "2"]
-    log = tmp_path_factory.mktemp("sandbox") / "stderr.log"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(sandbox_cmd(*args, "--seed", "1"), cwd=ROOT, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"sandbox did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
+    with Process("sandbox", sandbox_cmd(*args, "--seed", "1"), child_env()) as proc:
+        proc.wait_http(url + "/healthz")
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_serve_answers_signed_order_detail(sandbox_url: str) -> None:

@@ -100,7 +100,8 @@ def test_a_value_of_the_wrong_type_is_one_line_naming_the_variable(clean_environ
 
 
 def test_kafka_is_plaintext_without_an_api_key() -> None:
-    assert Settings(kafka_bootstrap_servers="b:9092").kafka_client_options() == {"bootstrap_servers": "b:9092"}
+    options = Settings(kafka_bootstrap_servers="b:9092").kafka_client_options()
+    assert options == {"bootstrap_servers": "b:9092", "security_protocol": "PLAINTEXT"}
 
 
 def test_an_api_key_means_sasl_ssl_plain() -> None:

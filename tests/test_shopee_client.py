@@ -15,7 +15,7 @@ from service.errors import (
     ShopeeRateLimited,
     ShopeeTransient,
 )
-from service.signing import api_sign
+from tests.signer import api_signature
 
 KEY = b"test_partner_key_do_not_use"
 PARTNER = 2001887
@@ -50,7 +50,9 @@ async def test_order_detail_request_is_signed_and_carries_all_sns() -> None:
     assert seen[0].url.path == "/api/v2/order/get_order_detail"
     assert query["order_sn_list"] == "A,B"
     assert query["response_optional_fields"] == "item_list,total_amount"
-    assert query["sign"] == api_sign(KEY, PARTNER, "/api/v2/order/get_order_detail", NOW, "tok", "727720655")
+    assert query["sign"] == api_signature(
+        KEY.decode(), PARTNER, "/api/v2/order/get_order_detail", NOW, "tok", "727720655"
+    )
     assert (query["partner_id"], query["shop_id"], query["timestamp"]) == (str(PARTNER), "727720655", str(NOW))
     assert details.orders == [{"order_sn": "A", "order_status": "SHIPPED"}]
     assert details.missing == ["B"]
@@ -128,7 +130,7 @@ async def test_refresh_posts_public_signed_body_and_returns_the_new_pair() -> No
     query = {k: v[0] for k, v in parse_qs(urlsplit(str(request.url)).query).items()}
     assert request.method == "POST"
     assert request.url.path == "/api/v2/auth/access_token/get"
-    assert query["sign"] == api_sign(KEY, PARTNER, "/api/v2/auth/access_token/get", NOW)
+    assert query["sign"] == api_signature(KEY.decode(), PARTNER, "/api/v2/auth/access_token/get", NOW)
     assert "access_token" not in query
     assert orjson.loads(request.content) == {"refresh_token": "old-r", "partner_id": PARTNER, "shop_id": 727720655}
     assert (pair.access_token, pair.refresh_token) == ("new-a", "new-r")

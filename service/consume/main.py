@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import time
 
 from prometheus_client import CollectorRegistry
 
@@ -20,8 +21,10 @@ from service.consume.runner import Consumer
 from service.consume.shopee import ShopeeClient
 from service.consume.store import Store
 from service.consume.throttle import ShopThrottle
+from service.kafka_client import check_connection, client_options
 from service.logs import setup_logging
 from service.settings import Settings, load_settings
+from service.types import Clock, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(**overrides)
     setup_logging(settings.log_level)
     settings.require("database_url", "shopee_partner_id", "shopee_partner_key", purpose="the consumer")
+    asyncio.run(check_connection(settings))  # rejected credentials: one line, not a crash loop
     asyncio.run(consume(settings))
     return 0
 
@@ -47,8 +51,14 @@ async def consume(
     *,
     throttle: ShopThrottle | None = None,
     registry: CollectorRegistry | None = None,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
 ) -> None:
-    """Run the consumer until `stop` is set (or SIGTERM/SIGINT when no event is given)."""
+    """Run the consumer until `stop` is set (or SIGTERM/SIGINT when no event is given).
+
+    `clock` and `sleep` are the consumer's time (batch timeouts, throttle, retries); tests
+    pass a fake one to hold the per-minute limit through this wiring without waiting minutes.
+    """
     assert settings.database_url is not None
     assert settings.shopee_partner_id is not None
     assert settings.shopee_partner_key is not None
@@ -61,7 +71,7 @@ async def consume(
     metrics = ConsumerMetrics(registry)
     server = MetricsServer(registry, settings.consumer_metrics_port)
     await server.start()
-    kafka_options = settings.kafka_client_options()
+    kafka_options = client_options(settings)
     producer = dead_letter_producer(kafka_options)
     try:
         async with (
@@ -84,6 +94,8 @@ async def consume(
                     dead_letters=KafkaDeadLetters(producer, settings.kafka_topic_dead_letter),
                     metrics=metrics,
                     throttle=throttle,
+                    clock=clock,
+                    sleep=sleep,
                     kafka_options=kafka_options,
                 )
                 await consumer.run(stop)

@@ -19,20 +19,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import InconsistentGroupProtocolError
 
 from service.consume.batcher import Batcher, Item
 from service.consume.deadletters import DeadLetterSink
 from service.consume.inflight import InFlight, WorkerCrashed, finish_or_abandon
-from service.consume.kafka_io import POLL_SECONDS, Fetched, Fetcher, Rebalance, commit
+from service.consume.kafka_io import MAX_RECORDS_PER_POLL, POLL_SECONDS, Fetched, Fetcher, Rebalance, commit
 from service.consume.metrics import ConsumerMetrics
 from service.consume.offsets import OffsetTracker
+from service.consume.salvage import UNPACK_ERRORS, salvage
 from service.consume.scheduler import Scheduler
 from service.consume.throttle import ShopThrottle
 from service.consume.worker import ShopeeAPI, StoreAPI, Worker
+from service.errors import ConfigError
+from service.kafka_client import ASSIGNORS
 from service.records import OrderRecord
 from service.settings import Settings
-from service.types import Clock, Partition
+from service.types import Clock, Partition, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,7 @@ class Consumer:
         metrics: ConsumerMetrics,
         throttle: ShopThrottle | None = None,
         clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
         kafka_options: dict[str, Any] | None = None,
         kafka_factory: Callable[..., AIOKafkaConsumer] = AIOKafkaConsumer,
     ) -> None:
@@ -61,15 +66,24 @@ class Consumer:
         self._metrics = metrics
         self._kafka_options = kafka_options if kafka_options is not None else settings.kafka_client_options()
         self._kafka_factory = kafka_factory
-        self._throttle = throttle or ShopThrottle(settings.shop_rate_limit_per_minute, window_seconds=60, clock=clock)
+        self._throttle = throttle or ShopThrottle(
+            settings.shop_rate_limit_per_minute, window_seconds=60, clock=clock, sleep=sleep
+        )
         self._worker = Worker(
-            settings, shopee=shopee, store=store, dead_letters=dead_letters, throttle=self._throttle, metrics=metrics
+            settings,
+            shopee=shopee,
+            store=store,
+            dead_letters=dead_letters,
+            throttle=self._throttle,
+            metrics=metrics,
+            sleep=sleep,
         )
         self._batcher = Batcher(max_size=settings.batch_max_size, timeout_seconds=settings.batch_timeout_seconds)
         self._scheduler = Scheduler(max_concurrency=settings.max_concurrency, budget=self._throttle)
         self._offsets = OffsetTracker()
         self._tasks = InFlight()
         self._assigned: set[Partition] = set()
+        self._next_offset: dict[Partition, int] = {}  # where salvage rewinds to
         self._kafka: AIOKafkaConsumer | None = None
         self._fatal: BaseException | None = None
         self._last_commit = self._last_tidy = 0.0
@@ -79,13 +93,18 @@ class Consumer:
         s = self._settings
         kafka = self._kafka_factory(
             **self._kafka_options,
+            partition_assignment_strategy=ASSIGNORS,  # range lets Java consumers share the group
             group_id=s.kafka_consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=max(300_000, int(s.shutdown_grace_seconds * 4000)),
         )
         kafka.subscribe([s.kafka_topic_marketplace_orders], listener=Rebalance(self.on_assigned, self.on_revoked))
-        await kafka.start()
+        try:
+            await kafka.start()
+        except InconsistentGroupProtocolError:
+            await kafka.stop()
+            raise self._no_common_strategy() from None
         self._kafka = kafka
         log.info("consumer started", extra={"topic": s.kafka_topic_marketplace_orders, "group": s.kafka_consumer_group})
         fetcher = Fetcher(kafka, self._tasks.wake, self._metrics, max_pending=s.consumer_max_pending_records)
@@ -110,13 +129,46 @@ class Consumer:
         while not stop.is_set() and self._fatal is None:
             self._tasks.wake.clear()  # before reaping: a task finishing from here on wakes the fetch
             self._reap()
-            self._intake(await fetcher.fetch(self._poll_timeout()))
+            try:
+                self._intake(await fetcher.fetch(self._poll_timeout()))
+            except UNPACK_ERRORS as exc:
+                await self._salvage(kafka, exc)
+            except InconsistentGroupProtocolError:
+                raise self._no_common_strategy() from None
             if self._clock() - self._last_commit >= COMMIT_INTERVAL_SECONDS:
                 await self._commit(kafka)
             fetcher.backpressure(self._offsets.pending)
             if self._clock() - self._last_tidy >= TIDY_INTERVAL_SECONDS:
                 self._last_tidy = self._clock()
                 self._throttle.forget_idle(self._last_tidy)  # memory follows active shops
+
+    def _no_common_strategy(self) -> ConfigError:
+        return ConfigError(
+            f"consumer group {self._settings.kafka_consumer_group}: its other members offer no partition "
+            "assignment strategy of ours (roundrobin, range); see the README on Java consumers"
+        )
+
+    async def _salvage(self, kafka: AIOKafkaConsumer, exc: Exception) -> None:
+        """A batch could not be unpacked: take the good records, dead-letter the rest (salvage.py)."""
+        log.warning("a fetched batch could not be unpacked; salvaging", extra={"error": repr(exc)})
+        salvaged = await salvage(kafka, self._next_offset, max_records=MAX_RECORDS_PER_POLL)
+        now = self._clock()
+        found: list[tuple[TopicPartition, int, Any, str]] = [
+            (tp, m.offset, m, "") for tp, ms in salvaged.records.items() for m in ms
+        ]
+        found += [(tp, offset, None, detail) for tp, offset, detail in salvaged.undecodable]
+        for tp, offset, message, detail in sorted(found, key=lambda f: (f[0], f[1])):  # offsets tracked in order
+            partition: Partition = (tp.topic, tp.partition)
+            if partition not in self._assigned:
+                continue
+            if message is not None:
+                self._take(partition, offset, message.key, message.value or b"", now)
+                continue
+            self._offsets.track(partition, offset)
+            self._next_offset[partition] = offset + 1
+            detail = f"{detail} (partition {tp.partition}, offset {offset})"
+            self._tasks.start_letter(partition, offset, self._worker.dead_letter_undecodable(None, b"", detail))
+        self._intake({})
 
     async def _shutdown(self, kafka: AIOKafkaConsumer) -> None:
         """Stop fetching, finish or abandon in-flight work within the grace period, commit."""
@@ -149,6 +201,7 @@ class Consumer:
 
     def _take(self, partition: Partition, offset: int, key: bytes | None, value: bytes, now: float) -> None:
         self._offsets.track(partition, offset)
+        self._next_offset[partition] = offset + 1
         try:
             record = OrderRecord.decode(value)
         except ValueError as exc:  # orjson's JSONDecodeError and OrderRecord's checks are ValueErrors
@@ -195,6 +248,8 @@ class Consumer:
         if not revoked:
             return
         self._assigned -= revoked
+        for partition in revoked:
+            self._next_offset.pop(partition, None)
         dropped = self._batcher.drop_partitions(revoked) + self._scheduler.drop_partitions(revoked)
         await finish_or_abandon(self._tasks.tasks(revoked), self._settings.shutdown_grace_seconds)
         try:

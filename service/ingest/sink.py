@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from service.errors import SinkUnavailable
+from service.kafka_client import client_options
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class Sink(Protocol):
 
 def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     options: dict[str, object] = {
-        **settings.kafka_client_options(),
+        **client_options(settings),
         "acks": "all",
         "enable_idempotence": True,
         # no linger: batches still form while a request is in flight, and linger_ms=1

@@ -44,6 +44,8 @@ from service.sandbox.config import (
     TIMESTAMP_TOLERANCE_SECONDS,
     Clock,
     SandboxConfig,
+    Sleep,
+    system_clock,
 )
 from service.sandbox.orders import order_detail
 from service.sandbox.state import SandboxState
@@ -142,7 +144,7 @@ def endpoint(
         state: SandboxState = request.app.state.sandbox
         faults = state.faults
         if faults.latency_ms > 0:
-            await asyncio.sleep(faults.latency_ms / 1000)
+            await state.sleep(faults.latency_ms / 1000)
         now = state.now()
         hint = _shop_hint(request) if shop_level else None
         state.stats.call(path, hint, now)
@@ -240,12 +242,14 @@ async def confirm_lost_push(request: Request, state: SandboxState, call: Call) -
     return {}
 
 
-def create_sandbox_app(state_or_config: SandboxState | SandboxConfig, clock: Clock | None = None) -> Starlette:
+def create_sandbox_app(
+    state_or_config: SandboxState | SandboxConfig, clock: Clock | None = None, sleep: Sleep | None = None
+) -> Starlette:
     """The sandbox Shopee as an ASGI app; pass a SandboxState to share it with the caller."""
     if isinstance(state_or_config, SandboxState):
         state = state_or_config
     else:
-        state = SandboxState(state_or_config, clock) if clock is not None else SandboxState(state_or_config)
+        state = SandboxState(state_or_config, clock or system_clock, sleep or asyncio.sleep)
     from service.sandbox.order_list import get_order_list  # it builds on this module's ApiError
 
     routes = [

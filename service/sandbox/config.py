@@ -6,12 +6,14 @@ Everything here is plain data: the state, the app and the push sender are built 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 #: a clock: unix seconds as a float; tests hand in a fake one
 Clock = Callable[[], float]
+#: waits out injected latency; tests hand in one that does not really wait
+Sleep = Callable[[float], Awaitable[None]]
 
 ORDER_DETAIL_PATH = "/api/v2/order/get_order_detail"
 AUTH_REFRESH_PATH = "/api/v2/auth/access_token/get"

@@ -20,20 +20,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypedDict
 
 import httpx
 import orjson
 
-from service.sandbox.config import Clock, system_clock
+from service.sandbox.config import Clock, Sleep, system_clock
 from service.sandbox.plan import Ledger, LedgerEntry, PlannedPush, PushConfig, build_plan
 from service.sandbox.state import SandboxState
 from service.signing import push_signature
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
 REGISTER_CHUNK = 1000
 
 

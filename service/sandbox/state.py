@@ -1,11 +1,13 @@
 """The sandbox's whole in-memory state: shops and tokens, orders, lost pushes, rate windows.
 
 No I/O and no clock reading of its own: every method that needs the time takes `now`,
-and the app reads it from the injected clock.
+and the app reads it from the injected clock (and waits out injected latency with the
+injected `sleep`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections import deque
@@ -18,6 +20,7 @@ from service.sandbox.config import (
     Clock,
     Faults,
     SandboxConfig,
+    Sleep,
     system_clock,
 )
 from service.sandbox.orders import OrderBook
@@ -53,9 +56,10 @@ class RateWindows:
 
 
 class SandboxState:
-    def __init__(self, config: SandboxConfig, clock: Clock = system_clock) -> None:
+    def __init__(self, config: SandboxConfig, clock: Clock = system_clock, sleep: Sleep = asyncio.sleep) -> None:
         self.config = config
         self.clock = clock
+        self.sleep = sleep
         self.faults: Faults = config.faults
         self.rng = random.Random(config.seed)
         started = clock()
