@@ -84,6 +84,7 @@ start ingest $PY -m service serve --host 127.0.0.1 --port "$INGEST_PORT"
 wait_http "http://127.0.0.1:$INGEST_PORT/readyz" "the ingest service"
 start consumer $PY -m service consume
 wait_http "http://127.0.0.1:$METRICS_PORT/metrics" "the consumer"
+start recover $PY -m service recover --metrics-port 0
 
 cat <<BANNER
 

@@ -1,4 +1,4 @@
-"""python -m service serve | consume | migrate | replay | sandbox
+"""python -m service serve | consume | migrate | replay | sandbox | recover
 
 Each command lives in its own module with `add_arguments(parser)` and `run(args) -> int`
 (`sandbox`, which has subcommands, with `main(argv) -> int`) and sets up its own logging.
@@ -30,6 +30,7 @@ COMMANDS = {
     "migrate": ("service.migrate", "create or upgrade the database schema (idempotent)"),
     "replay": ("service.replay", "re-publish dead letters to the main topic"),
     "sandbox": ("service.sandbox.cli", "a local Shopee simulator (never for production)"),
+    "recover": ("service.recover.main", "fetch lost pushes and reconcile orders with Shopee"),
     "console": ("service.console.main", "the internal operations console (web UI); hash-password"),
 }
 

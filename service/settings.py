@@ -118,6 +118,16 @@ class Settings(BaseSettings):
     ingest_outbox_reserve_seconds: float = Field(default=0.5, gt=0)
     outbox_relay_interval_seconds: float = Field(default=0.5, gt=0)
 
+    # Recovery (python -m service recover)
+    recover_lost_push_interval_seconds: float = Field(default=300.0, gt=0)
+    recover_reconcile_interval_seconds: float = Field(default=1800.0, gt=0)
+    recover_lookback_seconds: int = Field(default=3 * 86400, ge=60)
+    recover_lag_seconds: int = Field(default=120, ge=0)
+    recover_shop_calls_per_minute: int = Field(default=5, ge=1)
+    recover_concurrency: int = Field(default=4, ge=1)
+    recover_produce_timeout_seconds: float = Field(default=15.0, gt=0)
+    recover_metrics_port: int = Field(default=9101, ge=0, le=65535)
+
     log_level: str = "INFO"
 
     # Console (SPEC 4.6): internal only; password users or a trusted header + allow-list

@@ -48,11 +48,13 @@ class ScaledClock:
 
 
 class FakeSink:
-    """The ingest's durable sink, in memory; `fail` makes every send raise it."""
+    """The ingest's durable sink, in memory; `fail` makes every send raise it, from the
+    `fail_after`-th send on when that is set."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
         self.fail: Exception | None = None
+        self.fail_after: int | None = None
         self.started = self.stopped = False
 
     async def start(self) -> None:
@@ -62,7 +64,7 @@ class FakeSink:
         self.stopped = True
 
     async def send(self, topic: str, key: bytes, value: bytes, *, budget_seconds: float) -> str:
-        if self.fail is not None:
+        if self.fail is not None and (self.fail_after is None or len(self.sent) >= self.fail_after):
             raise self.fail
         self.sent.append((topic, key, value))
         return "fake"

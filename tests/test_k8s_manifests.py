@@ -60,6 +60,12 @@ REQUIRED_SETTINGS: dict[str, list[tuple[str, ...]]] = {
     "consume": [("DATABASE_URL",), ("SHOPEE_PARTNER_ID",), ("SHOPEE_PARTNER_KEY",), ("KAFKA_BOOTSTRAP_SERVERS",)],
     "migrate": [("DATABASE_URL",)],
     "replay": [("KAFKA_BOOTSTRAP_SERVERS",)],
+    "recover": [
+        ("DATABASE_URL",),
+        ("SHOPEE_PARTNER_ID",),
+        ("SHOPEE_PARTNER_KEY",),
+        ("KAFKA_BOOTSTRAP_SERVERS",),
+    ],
     "console": [("CONSOLE_SECRET_KEY",), ("CONSOLE_USERS", "CONSOLE_TRUSTED_HEADER"), ("DATABASE_URL",)],
 }
 
@@ -345,6 +351,7 @@ def test_rendered_base_validates_strictly(rendered: list[Resource]) -> None:
             "ConfigMap",
             "Job",
             "Deployment",
+            "Deployment",
             "Service",
             "HorizontalPodAutoscaler",
             "PodDisruptionBudget",
@@ -423,6 +430,7 @@ def test_every_workload_is_hardened(rendered: list[Resource]) -> None:
         "gateway-ingest",
         "gateway-consumer",
         "gateway-migrate",
+        "gateway-recover",
         "gateway-console",
     }
     assert [p for r in workloads(rendered) for p in workload_problems(r)] == []
@@ -446,6 +454,7 @@ def test_workloads_run_real_commands(rendered: list[Resource]) -> None:
         "gateway-ingest": "serve",
         "gateway-consumer": "consume",
         "gateway-migrate": "migrate",
+        "gateway-recover": "recover",
         "gateway-console": "console",
     }
     assert set(commands.values()) <= set(COMMANDS)
@@ -547,7 +556,7 @@ def test_every_command_gets_the_settings_it_requires(rendered: list[Resource], s
             seen.add(command)
             env = container_env(container, configmaps, secrets)
             assert missing_required(command, env) == [], f"{resource['metadata']['name']} ({command})"
-    assert seen == {"serve", "consume", "migrate", "console"}
+    assert seen == {"serve", "consume", "migrate", "recover", "console"}
 
 
 def test_required_check_catches_a_missing_setting() -> None:

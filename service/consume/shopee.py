@@ -183,6 +183,35 @@ class ShopeeClient:
         assert body is not None
         return response, body
 
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        shop: tuple[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Any other API call: signed public, or shop-level when `shop` is (shop_id, access_token).
+
+        Returns Shopee's decoded envelope; failures raise the same errors as the calls above.
+        """
+        ts = int(self._clock())
+        query: dict[str, Any] = {"partner_id": self._partner_id, "timestamp": ts}
+        if shop is None:
+            query["sign"] = api_sign(self._key, self._partner_id, path, ts)
+        else:
+            shop_id, access_token = shop
+            query.update(access_token=access_token, shop_id=shop_id)
+            query["sign"] = api_sign(self._key, self._partner_id, path, ts, access_token, shop_id)
+        query.update(params or {})
+        content = None if body is None else orjson.dumps(body)
+        headers = None if body is None else {"Content-Type": "application/json"}
+        request = self._http.build_request(method, path, params=query, content=content, headers=headers)
+        _, answer = await self._send(request)
+        assert answer is not None
+        return answer
+
     async def get_order_detail(self, shop_id: str, access_token: str, order_sns: Sequence[str]) -> OrderDetails:
         """Details of up to 50 orders. Unknown SNs come back in `missing`, not as an error."""
         if not 1 <= len(order_sns) <= MAX_ORDER_SNS:

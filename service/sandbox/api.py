@@ -5,7 +5,8 @@ call counted in the stats, injected bare HTTP 503, partner_id, timestamp (within
 of the sandbox clock), `sign` (over access_token and shop_id for shop-level calls), the
 shop (unknown only with strict shops), the access token, the per-shop rate limit (order
 calls only; rejected calls do not use up the window), injected `error_server`, then the
-handler. Faults apply to every /api/v2 endpoint, the rate limit only to get_order_detail.
+handler. Faults apply to every /api/v2 endpoint, the rate limit only to the order calls
+(get_order_detail, get_order_list in order_list.py).
 
 Errors use Shopee's envelope `{"request_id", "error", "message"}` with these HTTP codes:
 error_param 400, error_sign / error_auth / invalid_acceess_token / error_shop 403,
@@ -39,6 +40,7 @@ from service.sandbox.config import (
     LOST_PUSH_PATH,
     MAX_ORDER_SNS,
     ORDER_DETAIL_PATH,
+    ORDER_LIST_PATH,
     TIMESTAMP_TOLERANCE_SECONDS,
     Clock,
     SandboxConfig,
@@ -248,7 +250,10 @@ def create_sandbox_app(
         state = state_or_config
     else:
         state = SandboxState(state_or_config, clock or system_clock, sleep or asyncio.sleep)
+    from service.sandbox.order_list import get_order_list  # it builds on this module's ApiError
+
     routes = [
+        Route(ORDER_LIST_PATH, endpoint(ORDER_LIST_PATH, get_order_list, shop_level=True, rate_limited=True)),
         Route(ORDER_DETAIL_PATH, endpoint(ORDER_DETAIL_PATH, get_order_detail, shop_level=True, rate_limited=True)),
         Route(
             AUTH_REFRESH_PATH,

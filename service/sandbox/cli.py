@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--timeout-seconds", type=float, default=3.0)
     push.add_argument("--order-sn-prefix", default="")
     push.add_argument("--seed", type=int, default=None)
+    push.add_argument("--lost-fraction", type=float, default=0.0, help="pushes lost at once (to the lost queue)")
+    push.add_argument("--silent-fraction", type=float, default=0.0, help="order changes never pushed")
     push.add_argument("--ledger", type=Path, default=None, help="write the JSON ledger here")
     push.add_argument("--sandbox-url", default=None, help="register orders and lost pushes with this sandbox")
     push.add_argument("--log-level", default="WARNING")
@@ -157,6 +159,8 @@ def push(args: argparse.Namespace, settings: Settings) -> int:
         order_sn_prefix=args.order_sn_prefix,
         seed=args.seed,
         sandbox_url=args.sandbox_url,
+        lost_fraction=args.lost_fraction,
+        silent_fraction=args.silent_fraction,
     )
     ledger = asyncio.run(send_pushes(config))
     if args.ledger is not None:

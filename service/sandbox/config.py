@@ -19,6 +19,7 @@ ORDER_DETAIL_PATH = "/api/v2/order/get_order_detail"
 AUTH_REFRESH_PATH = "/api/v2/auth/access_token/get"
 LOST_PUSH_PATH = "/api/v2/push/get_lost_push_message"
 CONFIRM_LOST_PUSH_PATH = "/api/v2/push/confirm_consumed_lost_push_message"
+ORDER_LIST_PATH = "/api/v2/order/get_order_list"
 
 TIMESTAMP_TOLERANCE_SECONDS = 300
 MAX_ORDER_SNS = 50

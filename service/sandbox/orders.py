@@ -64,6 +64,17 @@ class OrderBook:
         create_time = self.epoch - rng.randint(3600, 86400)
         return KnownOrder(shop_id, order_sn, "READY_TO_SHIP", create_time + rng.randint(60, 3000), create_time)
 
+    def listed(self, shop_id: int, field: str, time_from: int, time_to: int, status: str | None) -> list[KnownOrder]:
+        """The shop's registered orders whose `field` lies in [time_from, time_to], oldest first."""
+        found = [
+            o
+            for (shop, _), o in self._orders.items()
+            if shop == shop_id
+            and time_from <= getattr(o, field) <= time_to
+            and (status is None or o.order_status == status)
+        ]
+        return sorted(found, key=lambda o: (getattr(o, field), o.order_sn))
+
     def __len__(self) -> int:
         return len(self._orders)
 

@@ -42,6 +42,10 @@ class PushConfig:
     order_sn_prefix: str = ""
     seed: int | None = None
     sandbox_url: str | None = None
+    # each push, independently: never delivered and put in the lost-push queue at once
+    # (as if every retry had failed), or never sent at all (the order changed silently)
+    lost_fraction: float = 0.0
+    silent_fraction: float = 0.0
 
     @property
     def signed_url(self) -> str:
@@ -134,6 +138,7 @@ class LedgerEntry:
     status_code: int | None = None  # of the last attempt; None when no answer arrived
     acknowledged: bool = False
     lost: bool = False
+    silent: bool = False  # deliberately never sent (PushConfig.silent_fraction)
     error: str | None = None
     codes: list[int | None] = field(default_factory=list)
 
@@ -156,6 +161,7 @@ class Ledger:
             "shops": len({e.shop_id for e in self.entries}),
             "acknowledged": sum(e.acknowledged for e in self.entries),
             "lost": sum(e.lost for e in self.entries),
+            "silent": sum(e.silent for e in self.entries),
             "duplicates": sum(e.duplicate for e in self.entries),
             "attempts": sum(e.attempts for e in self.entries),
             "retried": sum(e.attempts > 1 for e in self.entries),

@@ -7,6 +7,10 @@ by `time_scale`), and a push that exhausts its retries becomes a lost push, fetc
 from the sandbox's get_lost_push_message. Before sending, each order's final state is registered with the
 sandbox, so get_order_detail agrees with the newest push.
 
+`lost_fraction` of the pushes skip delivery and go straight to the lost-push queue (as
+if every retry had failed); `silent_fraction` are never sent at all, though their
+orders still change in the sandbox: what reconciliation must find.
+
 At most `concurrency` requests are in flight; first attempts are taken from a queue by
 that many workers, retries wait in tasks of their own so they never block new pushes.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Mapping, Sequence
 from typing import TypedDict
 
@@ -40,6 +45,14 @@ class _Sender:
         self.gate = asyncio.Semaphore(max(1, config.concurrency))
         self.retries: set[asyncio.Task[None]] = set()
         self.lost: list[PlannedPush] = []
+        self.fate_rng = random.Random(None if config.seed is None else config.seed + 1)
+
+    def fate(self) -> str:
+        """deliver, lost (straight to the lost-push queue) or silent (never sent)."""
+        roll = self.fate_rng.random()
+        if roll < self.config.lost_fraction:
+            return "lost"
+        return "silent" if roll < self.config.lost_fraction + self.config.silent_fraction else "deliver"
 
     async def attempt(self, push: PlannedPush, entry: LedgerEntry) -> bool:
         headers = {
@@ -91,7 +104,14 @@ class _Sender:
         for push in plan:
             entry = LedgerEntry(push.shop_id, push.order_sn, push.status, push.update_time, duplicate=push.duplicate)
             ledger.entries.append(entry)
-            queue.put_nowait((push, entry))
+            fate = self.fate()
+            if fate == "lost":
+                entry.lost = True
+                self.lost.append(push)
+            elif fate == "silent":
+                entry.silent = True
+            else:
+                queue.put_nowait((push, entry))
         await asyncio.gather(*(self.worker(queue) for _ in range(max(1, self.config.concurrency))))
         while self.retries:
             await asyncio.gather(*list(self.retries))
@@ -123,11 +143,12 @@ class LostRecord(TypedDict):
     data: str
 
 
-def lost_json(push: PlannedPush) -> LostRecord:
-    """A lost push as get_lost_push_message returns it: `data` is the original JSON string."""
+def lost_json(push: PlannedPush, lost_at: int) -> LostRecord:
+    """A lost push as get_lost_push_message returns it: `data` is the original JSON string,
+    `timestamp` when it was lost (not when it was sent)."""
     body = orjson.loads(push.body)
     data = orjson.dumps(body["data"]).decode()
-    return LostRecord(shop_id=push.shop_id, code=body["code"], timestamp=body["timestamp"], data=data)
+    return LostRecord(shop_id=push.shop_id, code=body["code"], timestamp=lost_at, data=data)
 
 
 async def _post_chunks(client: httpx.AsyncClient, url: str, key: str, items: Sequence[Mapping[str, object]]) -> None:
@@ -163,7 +184,7 @@ async def send_pushes(
             await _post_chunks(http, config.sandbox_url.rstrip("/") + "/sandbox/orders", "orders", orders)
         sender = _Sender(config, http, sleep)
         await sender.run(plan, ledger)
-        lost = [lost_json(p) for p in sender.lost]
+        lost = [lost_json(p, int(clock())) for p in sender.lost]
         if sandbox is not None:
             for r in lost:
                 sandbox.add_lost_push(r["shop_id"], r["code"], r["timestamp"], r["data"])

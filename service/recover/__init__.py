@@ -1,0 +1,1 @@
+"""`python -m service recover`: lost pushes and reconciliation against Shopee's order list."""
