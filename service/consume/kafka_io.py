@@ -18,9 +18,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import InconsistentGroupProtocolError, KafkaError
 
 from service.consume.metrics import ConsumerMetrics
+from service.errors import ConfigError
+from service.kafka_client import ASSIGNORS
+from service.settings import Settings
 from service.types import Partition
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,37 @@ POLL_SECONDS = 0.2
 MAX_RECORDS_PER_POLL = 2000
 
 Fetched = dict[TopicPartition, list[Any]]
+
+
+async def open_consumer(
+    factory: Callable[..., AIOKafkaConsumer],
+    options: dict[str, Any],
+    settings: Settings,
+    listener: ConsumerRebalanceListener,
+) -> AIOKafkaConsumer:
+    """A started group member subscribed to the main topic, committing only by hand."""
+    kafka = factory(
+        **options,
+        partition_assignment_strategy=ASSIGNORS,  # range lets Java consumers share the group
+        group_id=settings.kafka_consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=max(300_000, int(settings.shutdown_grace_seconds * 4000)),
+    )
+    kafka.subscribe([settings.kafka_topic_marketplace_orders], listener=listener)
+    try:
+        await kafka.start()
+    except InconsistentGroupProtocolError:
+        await kafka.stop()
+        raise no_common_strategy(settings.kafka_consumer_group) from None
+    return kafka
+
+
+def no_common_strategy(group: str) -> ConfigError:
+    return ConfigError(
+        f"consumer group {group}: its other members offer no partition "
+        "assignment strategy of ours (roundrobin, range); see the README on Java consumers"
+    )
 
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -19,21 +19,28 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import InconsistentGroupProtocolError
 
 from service.consume.batcher import Batcher, Item
 from service.consume.deadletters import DeadLetterSink
 from service.consume.inflight import InFlight, WorkerCrashed, finish_or_abandon
-from service.consume.kafka_io import MAX_RECORDS_PER_POLL, POLL_SECONDS, Fetched, Fetcher, Rebalance, commit
+from service.consume.kafka_io import (
+    MAX_RECORDS_PER_POLL,
+    POLL_SECONDS,
+    Fetched,
+    Fetcher,
+    Rebalance,
+    commit,
+    no_common_strategy,
+    open_consumer,
+)
 from service.consume.metrics import ConsumerMetrics
 from service.consume.offsets import OffsetTracker
 from service.consume.salvage import UNPACK_ERRORS, salvage
 from service.consume.scheduler import Scheduler
 from service.consume.throttle import ShopThrottle
 from service.consume.worker import ShopeeAPI, StoreAPI, Worker
-from service.errors import ConfigError
-from service.kafka_client import ASSIGNORS
 from service.records import OrderRecord
 from service.settings import Settings
 from service.types import Clock, Partition, Sleep
@@ -91,20 +98,8 @@ class Consumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then shut down gracefully (bounded)."""
         s = self._settings
-        kafka = self._kafka_factory(
-            **self._kafka_options,
-            partition_assignment_strategy=ASSIGNORS,  # range lets Java consumers share the group
-            group_id=s.kafka_consumer_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_interval_ms=max(300_000, int(s.shutdown_grace_seconds * 4000)),
-        )
-        kafka.subscribe([s.kafka_topic_marketplace_orders], listener=Rebalance(self.on_assigned, self.on_revoked))
-        try:
-            await kafka.start()
-        except InconsistentGroupProtocolError:
-            await kafka.stop()
-            raise self._no_common_strategy() from None
+        listener = Rebalance(self.on_assigned, self.on_revoked)
+        kafka = await open_consumer(self._kafka_factory, self._kafka_options, s, listener)
         self._kafka = kafka
         log.info("consumer started", extra={"topic": s.kafka_topic_marketplace_orders, "group": s.kafka_consumer_group})
         fetcher = Fetcher(kafka, self._tasks.wake, self._metrics, max_pending=s.consumer_max_pending_records)
@@ -134,7 +129,7 @@ class Consumer:
             except UNPACK_ERRORS as exc:
                 await self._salvage(kafka, exc)
             except InconsistentGroupProtocolError:
-                raise self._no_common_strategy() from None
+                raise no_common_strategy(self._settings.kafka_consumer_group) from None
             if self._clock() - self._last_commit >= COMMIT_INTERVAL_SECONDS:
                 await self._commit(kafka)
             fetcher.backpressure(self._offsets.pending)
@@ -142,23 +137,12 @@ class Consumer:
                 self._last_tidy = self._clock()
                 self._throttle.forget_idle(self._last_tidy)  # memory follows active shops
 
-    def _no_common_strategy(self) -> ConfigError:
-        return ConfigError(
-            f"consumer group {self._settings.kafka_consumer_group}: its other members offer no partition "
-            "assignment strategy of ours (roundrobin, range); see the README on Java consumers"
-        )
-
     async def _salvage(self, kafka: AIOKafkaConsumer, exc: Exception) -> None:
         """A batch could not be unpacked: take the good records, dead-letter the rest (salvage.py)."""
         log.warning("a fetched batch could not be unpacked; salvaging", extra={"error": repr(exc)})
         salvaged = await salvage(kafka, self._next_offset, max_records=MAX_RECORDS_PER_POLL)
         now = self._clock()
-        found: list[tuple[TopicPartition, int, Any, str]] = [
-            (tp, m.offset, m, "") for tp, ms in salvaged.records.items() for m in ms
-        ]
-        found += [(tp, offset, None, detail) for tp, offset, detail in salvaged.undecodable]
-        for tp, offset, message, detail in sorted(found, key=lambda f: (f[0], f[1])):  # offsets tracked in order
-            partition: Partition = (tp.topic, tp.partition)
+        for partition, offset, message, detail in salvaged.in_offset_order():
             if partition not in self._assigned:
                 continue
             if message is not None:
@@ -166,7 +150,6 @@ class Consumer:
                 continue
             self._offsets.track(partition, offset)
             self._next_offset[partition] = offset + 1
-            detail = f"{detail} (partition {tp.partition}, offset {offset})"
             self._tasks.start_letter(partition, offset, self._worker.dead_letter_undecodable(None, b"", detail))
         self._intake({})
 

@@ -37,6 +37,18 @@ class Salvaged:
     #: (partition, offset, why): records that cannot be unpacked, now skipped
     undecodable: list[tuple[TopicPartition, int, str]] = field(default_factory=list)
 
+    def in_offset_order(self) -> list[tuple[Partition, int, Any, str]]:
+        """(partition, offset, message or None, why) for every salvaged offset, in the order
+        the offset tracker needs; `why` names the partition and offset of an undecodable one."""
+        found: list[tuple[Partition, int, Any, str]] = [
+            ((tp.topic, tp.partition), m.offset, m, "") for tp, ms in self.records.items() for m in ms
+        ]
+        found += [
+            ((tp.topic, tp.partition), offset, None, f"{why} (partition {tp.partition}, offset {offset})")
+            for tp, offset, why in self.undecodable
+        ]
+        return sorted(found, key=lambda f: (f[0], f[1]))
+
 
 async def salvage(kafka: AIOKafkaConsumer, next_offsets: dict[Partition, int], *, max_records: int) -> Salvaged:
     assigned = sorted(kafka.assignment())
