@@ -280,7 +280,10 @@ def labelled_pushes(draw: st.DrawFn) -> tuple[str, bytes]:
                 st.binary(max_size=300).filter(_not_a_json_object),
                 st.builds(
                     lambda v: orjson.dumps({"code": 3, "shop_id": v, "data": {"ordersn": sn}}),
-                    st.none() | st.booleans() | st.floats(allow_nan=False) | st.lists(st.integers(), max_size=2),
+                    st.none()
+                    | st.booleans()
+                    | st.floats(allow_nan=False)
+                    | st.lists(st.integers(-(2**63), 2**63 - 1), max_size=2),
                 ),
                 st.just(orjson.dumps({"code": 3, "shop_id": 1, "data": {"status": "SHIPPED", "x": sn}})),
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from service.recover.api import MAX_WINDOW_SECONDS
@@ -15,10 +17,15 @@ def test_a_look_back_over_15_days_is_cut_into_consecutive_windows() -> None:
     cut = list(windows(start, end))
     assert cut == [
         (start, start + 15 * DAY),
-        (start + 15 * DAY, start + 30 * DAY),
-        (start + 30 * DAY, end),
+        (start + 15 * DAY + 1, start + 30 * DAY + 1),
+        (start + 30 * DAY + 2, end),
     ]
     assert all(b - a <= MAX_WINDOW_SECONDS for a, b in cut)
+    assert all(later[0] == earlier[1] + 1 for earlier, later in itertools.pairwise(cut)), "bounds overlap"
+
+
+def test_the_last_second_gets_a_window_of_its_own() -> None:
+    assert list(windows(0, 11, size=10)) == [(0, 10), (11, 11)]
 
 
 def test_no_window_when_there_is_nothing_to_reconcile() -> None:

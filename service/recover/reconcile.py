@@ -41,11 +41,18 @@ SOURCE = "reconcile"
 
 
 def windows(start: int, end: int, size: int = MAX_WINDOW_SECONDS) -> Iterator[tuple[int, int]]:
-    """[start, end] cut into consecutive windows of at most `size` seconds."""
-    while start < end:
+    """[start, end] cut into consecutive windows of at most `size` seconds.
+
+    Shopee's bounds are inclusive, so each window starts one second after the last one
+    ends: an order updated on a boundary is listed once, not twice."""
+    if start >= end:
+        return
+    while True:
         stop = min(start + size, end)
         yield start, stop
-        start = stop
+        if stop >= end:
+            return
+        start = stop + 1
 
 
 def verdict(stored: tuple[str | None, int | None] | None, status: str | None, window_from: int) -> str | None:
