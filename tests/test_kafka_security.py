@@ -57,7 +57,7 @@ def start_up(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     return subprocess.run(args, env=base, capture_output=True, text=True, timeout=120, check=False)
 
 
-@pytest.mark.parametrize("command", ["serve", "consume"])
+@pytest.mark.parametrize("command", ["serve", "consume", "recover"])
 @pytest.mark.parametrize(
     ("listener", "change", "expected"),
     [

@@ -24,6 +24,7 @@ from service.consume.store import Store
 from service.consume.throttle import ShopThrottle
 from service.ingest.metrics import IngestMetrics
 from service.ingest.server import build_sink
+from service.kafka_client import check_connection
 from service.logs import setup_logging
 from service.pipeline import load_pipeline
 from service.recover.api import RecoverAPI
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level)
     settings.require("database_url", "shopee_partner_id", "shopee_partner_key", purpose="recover")
     load_pipeline(settings.transform_names)  # a wrong transform name stops start-up here
+    asyncio.run(check_connection(settings))  # rejected Kafka credentials: one line, like serve and consume
     kinds = (args.only,) if args.only else KINDS
     return asyncio.run(recover(settings, once=args.once, kinds=kinds))
 
