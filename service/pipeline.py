@@ -8,12 +8,17 @@ user adds a transform of their own without touching `service/`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from service.errors import ConfigError
-from service.records import PushEvent
+from service.records import OrderRecord, PushEvent
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,14 @@ class Skip:
     reason: str
     dead_letter: bool = False
     detail: str = ""
+    shop_id: str | None = None  # the dead letter's key, when the push names a shop
+
+
+def shop_hint(body: dict[str, Any]) -> str | None:
+    """The push's shop id (either spelling), only when it looks like one."""
+    value = body.get("shop_id", body.get("shopid"))
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    return text if text.isascii() and text.isdigit() and len(text) <= 20 else None
 
 
 Transform = Callable[[PushEvent], PushEvent | Skip]
@@ -43,6 +56,24 @@ class Pipeline:
                 return result
             event = result
         return event
+
+    def route(self, event: PushEvent) -> OrderRecord | Skip:
+        """What a push becomes, the same for the ingest and for recovered pushes: a record
+        to forward, or a Skip (deliberate, or a dead letter: a transform that raised or
+        that left no record is one too, since retrying cannot fix it)."""
+        try:
+            result = self(event)
+        except Exception as exc:
+            log.exception("transform failed")
+            detail = f"{exc.__class__.__name__}: {exc}"
+            return Skip("transform_error", dead_letter=True, detail=detail, shop_id=shop_hint(event.body))
+        if isinstance(result, Skip):
+            if result.dead_letter and result.shop_id is None:
+                return dataclasses.replace(result, shop_id=shop_hint(event.body))
+            return result
+        if result.record is None:
+            return Skip("no_record", dead_letter=True, detail="the pipeline produced no record", shop_id=result.shop_id)
+        return result.record
 
 
 def load_transform(name: str) -> Transform:

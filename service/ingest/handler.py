@@ -31,12 +31,6 @@ _OUTCOMES = ("forwarded", "skipped", "dead_lettered", "unauthorized", "too_large
 _OK = 200  # with an empty body: what Shopee expects
 
 
-def _shop_hint(value: Any) -> str | None:
-    """The push's shop id for a dead letter's key, only when it looks like one."""
-    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
-    return text if text.isascii() and text.isdigit() and len(text) <= 20 else None
-
-
 class _TooLarge(Exception):
     pass
 
@@ -109,25 +103,15 @@ class PushHandler:
         return await self._transform(PushEvent(body=parsed, received_ms=int(self._clock() * 1000)), body, deadline)
 
     async def _transform(self, event: PushEvent, body: bytes, deadline: float) -> Response:
-        try:
-            result = self._pipeline(event)
-        except Exception as exc:
-            log.exception("transform failed")
-            return await self._dead_letter("transform_error", f"{exc.__class__.__name__}: {exc}", body, deadline)
-        if isinstance(result, Skip):
-            if result.dead_letter:
-                shop = _shop_hint(event.body.get("shop_id", event.body.get("shopid")))
-                return await self._dead_letter(result.reason, result.detail, body, deadline, shop)
-            self._m.skips.labels(result.reason).inc()
-            if result.reason == "unhandled_code":
-                self._m.unhandled_codes.labels(result.detail[:8]).inc()
+        routed = self._pipeline.route(event)
+        if isinstance(routed, Skip):
+            if routed.dead_letter:
+                return await self._dead_letter(routed.reason, routed.detail, body, deadline, routed.shop_id)
+            self._m.skips.labels(routed.reason).inc()
+            if routed.reason == "unhandled_code":
+                self._m.unhandled_codes.labels(routed.detail[:8]).inc()
             return self._answer("skipped", Response(status_code=_OK))
-        if result.record is None:
-            return await self._dead_letter(
-                "no_record", "the pipeline produced no record", body, deadline, result.shop_id
-            )
-        record = result.record
-        await self._durable(self._orders_topic, shop_key(record.shop_id), record.encode(), deadline)
+        await self._durable(self._orders_topic, shop_key(routed.shop_id), routed.encode(), deadline)
         return self._answer("forwarded", Response(status_code=_OK))
 
     def _answer(self, outcome: str, response: Response) -> Response:

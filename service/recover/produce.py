@@ -51,26 +51,18 @@ class Producer:
 
     async def submit(self, body: dict[str, Any], source: str) -> Outcome:
         """One push body (the parsed JSON object of SPEC 3.3)."""
-        event = PushEvent(body=body, received_ms=int(self._clock() * 1000))
-        try:
-            result = self._pipeline(event)
-        except Exception as exc:
-            log.exception("transform failed", extra={"source": source})
-            return await self.dead_letter("transform_error", f"{exc.__class__.__name__}: {exc}", body, source)
-        if isinstance(result, Skip):
-            if result.dead_letter:
-                return await self.dead_letter(result.reason, result.detail, body, source)
+        routed = self._pipeline.route(PushEvent(body=body, received_ms=int(self._clock() * 1000)))
+        if isinstance(routed, Skip):
+            if routed.dead_letter:
+                return await self.dead_letter(routed.reason, routed.detail, body, source, routed.shop_id)
             return Outcome.SKIPPED
-        if result.record is None:
-            return await self.dead_letter("no_record", "the pipeline produced no record", body, source)
-        record = result.record
-        await self._send(self._orders_topic, shop_key(record.shop_id), encode_with_source(record, source))
+        await self._send(self._orders_topic, shop_key(routed.shop_id), encode_with_source(routed, source))
         return Outcome.FORWARDED
 
-    async def dead_letter(self, reason: str, detail: str, body: dict[str, Any] | bytes, source: str) -> Outcome:
+    async def dead_letter(
+        self, reason: str, detail: str, body: dict[str, Any] | bytes, source: str, shop_id: str | None = None
+    ) -> Outcome:
         raw = body if isinstance(body, bytes) else orjson.dumps(body)
-        shop = body.get("shop_id") if isinstance(body, dict) else None
-        shop_id = str(shop) if isinstance(shop, int) and not isinstance(shop, bool) else None
         letter = DeadLetter.for_raw_body(reason, detail, raw, int(self._clock() * 1000), shop_id)
         letter = letter.model_copy(update={"source": source})
         await self._send(self._dlq_topic, letter.key, letter.encode())
