@@ -10,7 +10,8 @@
 # KAFKA_HEAP (default 512m), KAFKA_KEEP_DATA=0 to start from empty data (tests, CI).
 # Tests add listeners (TLS, SASL): KAFKA_EXTRA_CONFIG names a properties file appended to
 # server.properties (later keys win), KAFKA_FORMAT_ARGS adds storage-format arguments
-# (e.g. --add-scram 'SCRAM-SHA-512=[name=u,password=p]').
+# (e.g. --add-scram 'SCRAM-SHA-512=[name=u,password=p]'). A multi-node test cluster gives
+# every node the same KAFKA_CLUSTER_ID (nodes formatted with different ids never form a quorum).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,7 +84,8 @@ PROPS
   local cp; cp=$(classpath)
   if [ ! -f "$run/data/meta.properties" ]; then
     local format_args=(); if [ -n "${KAFKA_FORMAT_ARGS:-}" ]; then eval "format_args=($KAFKA_FORMAT_ARGS)"; fi
-    local id; id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+    local id=${KAFKA_CLUSTER_ID:-}
+    if [ -z "$id" ]; then id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1); fi
     java -cp "$cp" -Dlog4j2.configurationFile="$run/log4j2.properties" kafka.tools.StorageTool \
       format -t "$id" -c "$run/server.properties" "${format_args[@]}" >"$run/format.log" 2>&1 \
       || { cat "$run/format.log" >&2; exit 1; }

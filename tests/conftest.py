@@ -146,13 +146,19 @@ class PrivateBroker:
             "KAFKA_KEEP_DATA": "1" if keep_data else "0",
             **self.env,
         }
-        subprocess.run([str(ROOT / "scripts/kafka.sh"), action], check=True, env=env, capture_output=True)
+        done = subprocess.run([str(ROOT / "scripts/kafka.sh"), action], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"kafka.sh {action} on port {self.port} failed: {done.stderr[-3000:]}")
 
     def start(self, *, keep_data: bool = True) -> None:
         self._run("up", keep_data)
 
     def stop(self) -> None:
         self._run("down", True)
+
+    def wipe(self) -> None:
+        """Stop the broker and delete its data."""
+        self._run("wipe", True)
 
     def kill(self) -> None:
         """SIGKILL the broker, as a crash would."""
@@ -212,6 +218,17 @@ def sandbox() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def stacks() -> AsyncIterator[list[Any]]:
+    """Whole-pipeline stacks (tests.e2e.start_stack) started by the test, stopped afterwards whatever happened."""
+    started: list[Any] = []
+    try:
+        yield started
+    finally:
+        for stack in started:
+            stack.stop()
 
 
 @pytest.fixture

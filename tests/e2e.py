@@ -38,6 +38,7 @@ class Stack:
     settings: dict[str, str] = field(default_factory=dict)
     sandbox_args: list[str] = field(default_factory=list)
     admin_bootstrap: str | None = None  # where topics are created, when `bootstrap` needs TLS/SASL
+    replicas: int = 1  # replication factor of the stack's topics
 
     def __post_init__(self) -> None:
         tag = uuid.uuid4().hex[:10]
@@ -72,7 +73,9 @@ class Stack:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.admin_bootstrap or self.bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(self.topic, self.partitions, 1), NewTopic(self.dlq, 1, 1)])
+            await admin.create_topics(
+                [NewTopic(self.topic, self.partitions, self.replicas), NewTopic(self.dlq, 1, self.replicas)]
+            )
         finally:
             await admin.close()
         self.sandbox = await self.start_proc(
@@ -152,6 +155,19 @@ class Stack:
         response.raise_for_status()
         return {d["order_sn"]: d for d in response.json()["response"]["order_list"]}
 
+    async def ingest_metrics(self) -> dict[str, float]:
+        """The ingest's /metrics samples, by name with labels (e.g. `x_count{sink="kafka"}`)."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            text = (await client.get(self.ingest_url + "/metrics")).text
+        samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+        return {name: float(value) for name, value in samples}
+
+    async def handled_within(self, seconds: float) -> tuple[int, int]:
+        """(pushes the ingest answered within `seconds`, all pushes it answered), as it measured them."""
+        samples = await self.ingest_metrics()
+        within = samples[f'gateway_ingest_handling_seconds_bucket{{le="{seconds:.1f}"}}']
+        return int(within), int(samples["gateway_ingest_handling_seconds_count"])
+
     async def set_faults(self, **faults: float) -> None:
         async with httpx.AsyncClient(timeout=10) as client:
             (await client.post(self.sandbox_url + "/sandbox/faults", json=faults)).raise_for_status()
@@ -159,3 +175,45 @@ class Stack:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+
+
+async def start_stack(
+    stacks: list[Stack], bootstrap: str, database_url: str, *, partitions: int = 4, replicas: int = 1, **settings: str
+) -> Stack:
+    """A stack with 1 s batches, in `stacks` (the fixture that stops them after the test)."""
+    stack = Stack(
+        bootstrap,
+        database_url,
+        partitions=partitions,
+        settings={"BATCH_TIMEOUT_SECONDS": "1", **settings},
+        replicas=replicas,
+    )
+    stacks.append(stack)
+    return await stack.start()
+
+
+def assert_all_acknowledged_first_time(ledger: Ledger) -> None:
+    """Shopee never had to retry: every push's first attempt was a 2xx with an empty body
+    within Shopee's timeout (the push sender's, 3 s)."""
+    late = [(e.order_sn, e.status, e.codes, e.error) for e in ledger.entries if e.attempts != 1 or not e.acknowledged]
+    assert not late, f"{len(late)} of {len(ledger.entries)} pushes needed a retry or failed, e.g. {late[:5]}"
+
+
+def merged(*ledgers: Ledger) -> Ledger:
+    return Ledger(entries=[e for ledger in ledgers for e in ledger.entries])
+
+
+async def scalar(database_url: str, query: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval(query))
+    finally:
+        await conn.close()
+
+
+async def outbox_depth(database_url: str) -> int:
+    return await scalar(database_url, "SELECT count(*) FROM gateway_outbox")
+
+
+async def order_rows(database_url: str) -> int:
+    return await scalar(database_url, "SELECT count(*) FROM shopee_orders_raw")

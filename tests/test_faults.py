@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,9 +24,17 @@ import httpx
 import pytest
 
 from service.ingest.outbox import RELAY_BATCH
-from service.sandbox.plan import Ledger
 from tests.conftest import PrivateBroker, read_topic
-from tests.e2e import CALLBACK_PATH, Stack
+from tests.e2e import (
+    CALLBACK_PATH,
+    Stack,
+    assert_all_acknowledged_first_time,
+    merged,
+    order_rows,
+    outbox_depth,
+    scalar,
+    start_stack,
+)
 from tests.ledger import check_ledger
 from tests.percentile import percentile
 from tests.processes import Process
@@ -68,63 +75,9 @@ def answer_stats(seconds: list[float]) -> str:
     )
 
 
-async def handled_within(stack: Stack, seconds: float) -> tuple[int, int]:
-    """(pushes the ingest answered within `seconds`, all pushes it answered), from its /metrics."""
-    async with httpx.AsyncClient(timeout=10) as client:
-        text = (await client.get(stack.ingest_url + "/metrics")).text
-    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
-    within = float(samples[f'gateway_ingest_handling_seconds_bucket{{le="{seconds:.1f}"}}'])
-    return int(within), int(float(samples["gateway_ingest_handling_seconds_count"]))
-
-
-def assert_all_acknowledged_first_time(ledger: Ledger) -> None:
-    """Shopee never had to retry: every push's first attempt was a 2xx with an empty body."""
-    late = [(e.order_sn, e.status, e.codes, e.error) for e in ledger.entries if e.attempts != 1 or not e.acknowledged]
-    assert not late, f"{len(late)} of {len(ledger.entries)} pushes needed a retry or failed, e.g. {late[:5]}"
-
-
-def merged(*ledgers: Ledger) -> Ledger:
-    return Ledger(entries=[e for ledger in ledgers for e in ledger.entries])
-
-
-async def scalar(database_url: str, query: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return int(await conn.fetchval(query))
-    finally:
-        await conn.close()
-
-
-async def outbox_depth(database_url: str) -> int:
-    return await scalar(database_url, "SELECT count(*) FROM gateway_outbox")
-
-
-async def order_rows(database_url: str) -> int:
-    return await scalar(database_url, "SELECT count(*) FROM shopee_orders_raw")
-
-
 @pytest.fixture
 def broker(private_broker: PrivateBroker) -> PrivateBroker:
     return private_broker
-
-
-@pytest.fixture
-async def stacks() -> AsyncIterator[list[Stack]]:
-    """Stacks started by the test, stopped afterwards whatever happened."""
-    started: list[Stack] = []
-    try:
-        yield started
-    finally:
-        for stack in started:
-            stack.stop()
-
-
-async def start_stack(
-    stacks: list[Stack], bootstrap: str, database_url: str, *, partitions: int = 4, **settings: str
-) -> Stack:
-    stack = Stack(bootstrap, database_url, partitions=partitions, settings={"BATCH_TIMEOUT_SECONDS": "1", **settings})
-    stacks.append(stack)
-    return await stack.start()
 
 
 # -- Kafka ----------------------------------------------------------------------------------
@@ -162,7 +115,7 @@ async def test_broker_killed_under_load_every_push_is_answered_2xx_in_time_and_e
     # every push answered 2xx at its first attempt, through the kill; how fast is the ingest
     # benchmark's business (bench/), the answer times are only logged here
     assert_all_acknowledged_first_time(merged(first, second))
-    within_budget, handled = await handled_within(stack, 2.0)
+    within_budget, handled = await stack.handled_within(2.0)
     report = await check_ledger(
         merged(first, second), database_url, bootstrap=broker.bootstrap, dlq_topic=stack.dlq, wait_seconds=60
     )
