@@ -40,8 +40,8 @@ REPLICATION = {
 }
 
 #: the controller fences a broker (its partitions get new leaders, it leaves their in-sync
-#: replicas) 1 s after the broker's last heartbeat instead of 9 s
-FAILOVER = {"broker.heartbeat.interval.ms": "250", "broker.session.timeout.ms": "1000"}
+#: replicas) 0.6 s after the broker's last heartbeat instead of 9 s
+FAILOVER = {"broker.heartbeat.interval.ms": "150", "broker.session.timeout.ms": "600"}
 
 
 def cluster_id() -> str:

@@ -31,6 +31,7 @@ FORWARDED = 'gateway_ingest_requests_total{outcome="forwarded"}'
 VIA_KAFKA = 'gateway_ingest_produce_seconds_count{sink="kafka"}'
 VIA_OUTBOX = 'gateway_ingest_produce_seconds_count{sink="outbox"}'
 RELAYED = "gateway_outbox_relayed_total"
+KAFKA_WITHIN_1S = 'gateway_ingest_produce_seconds_bucket{le="1.0",sink="kafka"}'
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +67,8 @@ async def test_one_broker_killed_under_load_every_push_is_acknowledged_by_kafka_
     cluster: Cluster, database_url: str, stacks: list[Stack]
 ) -> None:
     stack = await start_loaded_stack(stacks, cluster, database_url, 881000)
-    during = asyncio.create_task(stack.push(**load(881000, 1000, "K")))
-    await until(lambda: _forwarded_at_least(stack, 300), 60, "300 pushes forwarded before the kill")
+    during = asyncio.create_task(stack.push(**load(881000, 600, "K")))
+    await until(lambda: _forwarded_at_least(stack, 200), 60, "200 pushes forwarded before the kill")
     leaders = await cluster.leaders(stack.topic)
     victim, led = Counter(leaders.values()).most_common(1)[0]
     cluster.kill(victim)
@@ -95,7 +96,8 @@ async def test_one_broker_killed_under_load_every_push_is_acknowledged_by_kafka_
     log.info(
         f"one broker killed: broker {victim} led {led} of {len(leaders)} partitions; {len(ledger.entries)} pushes, "
         f"{samples[FORWARDED] - forwarded_at_kill:.0f} forwarded after the kill; {rows_at_kill} rows at the kill, "
-        f"{report.rows} after; leaders after: {new_leaders}"
+        f"{report.rows} after; leaders after: {new_leaders}; Kafka acknowledged "
+        f"{samples[VIA_KAFKA] - samples[KAFKA_WITHIN_1S]:.0f} pushes in over 1 s (the ingest gives it 1.5 s)"
     )
 
 
@@ -103,8 +105,8 @@ async def test_two_brokers_killed_the_outbox_takes_every_push_and_relays_it_once
     cluster: Cluster, database_url: str, stacks: list[Stack]
 ) -> None:
     stack = await start_loaded_stack(stacks, cluster, database_url, 882000)
-    during = asyncio.create_task(stack.push(**load(882000, 500, "T")))
-    await until(lambda: _forwarded_at_least(stack, 200), 60, "200 pushes forwarded before the kill")
+    during = asyncio.create_task(stack.push(**load(882000, 300, "T")))
+    await until(lambda: _forwarded_at_least(stack, 100), 60, "100 pushes forwarded before the kill")
     victims = (1, 2)
     cluster.kill(*victims)
     try:
