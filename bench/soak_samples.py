@@ -111,7 +111,9 @@ async def sample_until(probe: LagProbe, pipeline: Pipeline, series: Series, star
             pass
 
 
-def plot(series: Series, pushes_end: float, windows: tuple[tuple[float, float], ...], path: Path) -> Path:
+def plot(
+    series: Series, pushes_end: float, windows: tuple[tuple[float, float], tuple[float, float]], path: Path
+) -> Path:
     """Two small panels, lag and RSS per process over minutes, as a PNG at `path`."""
     import matplotlib
 
@@ -122,20 +124,22 @@ def plot(series: Series, pushes_end: float, windows: tuple[tuple[float, float], 
     fig, (lag_ax, rss_ax) = plt.subplots(2, 1, figsize=(7.5, 5.2), sharex=True, dpi=100)
     lag_ax.plot(minutes, [s.lag / 1000 for s in series.samples], color="tab:blue", lw=1.4)
     lag_ax.set_ylabel("consumer lag\n(thousand records)")
-    lag_ax.set_ylim(bottom=0)
+    lag_ax.set_ylim(0, max((s.lag for s in series.samples), default=0) / 1000 * 1.35 or 1)  # room for the legend
     names = list(series.samples[0].rss_kib) if series.samples else []
     for name in names:
         rss_ax.plot(minutes, [s.rss_kib.get(name, 0) / 1024 for s in series.samples], lw=1.2, label=name)
+    rss_ax.legend(loc="lower right", fontsize=8, ncol=len(names))
     rss_ax.set_ylabel("RSS (MB)")
     rss_ax.set_ylim(bottom=0)
     rss_ax.set_xlabel("minutes since the first push")
-    rss_ax.legend(loc="lower right", fontsize=8, ncol=len(names))
+    labels = ("after warm-up", "last third")
     for ax in (lag_ax, rss_ax):
-        ax.axvline(pushes_end / 60, color="grey", ls="--", lw=1)
-        for start, end in windows:
-            ax.axvspan(start / 60, end / 60, color="grey", alpha=0.12, lw=0)
+        ax.axvline(pushes_end / 60, color="grey", ls="--", lw=1, label="last push")
+        for (start, end), color, label in zip(windows, ("tab:green", "tab:orange"), labels, strict=True):
+            ax.axvspan(start / 60, end / 60, color=color, alpha=0.12, lw=0, label=label)
         ax.grid(alpha=0.3)
-    lag_ax.set_title("soak: lag and RSS (shaded: windows compared; dashed: last push)", fontsize=10)
+    lag_ax.legend(loc="upper left", fontsize=8, ncol=3)
+    lag_ax.set_title("make bench-soak: consumer lag and RSS per process (windows compared shaded)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
