@@ -28,6 +28,7 @@ class Pipeline:
     consumers: list[Process]
     serve_url: str
     group: str
+    metrics_urls: list[str]  # each consumer's /metrics
 
     def processes(self) -> list[Process]:
         return [self.serve, *self.consumers, self.sandbox]
@@ -72,7 +73,7 @@ def start_pipeline(
             p.stop()
         raise
     group = consumer_env(run.db_url, run.bootstrap, run.topic, sandbox_url)["KAFKA_CONSUMER_GROUP"]
-    return Pipeline(sandbox, serve, [m for m, _ in members], serve_url, group)
+    return Pipeline(sandbox, serve, [m for m, _ in members], serve_url, group, [u for _, u in members])
 
 
 def stop_pipeline(pipeline: Pipeline) -> None:

@@ -34,7 +34,7 @@ from bench.report import fail, report, say
 from bench.setup import Run, prepare, topic_records
 from bench.soak_load import Answers, OrderMix
 from bench.soak_report import Outcome, flow_control, judge, method, plot_path, windows
-from bench.soak_samples import LagProbe, plot, sample_until, wait_for_group
+from bench.soak_samples import LagProbe, consumer_counts, plot, sample_until, wait_for_group
 
 SHOP_BASE = 910_000
 PARTITIONS = 100
@@ -44,7 +44,8 @@ DRAIN_MARGIN_SECONDS = 60.0
 
 _ROWS = """
 SELECT shop_id, order_sn, event_id,
-       extract(epoch FROM processed_at) - record_timestamp_ms / 1000.0 AS latency
+       extract(epoch FROM processed_at) - record_timestamp_ms / 1000.0 AS latency,
+       extract(epoch FROM processed_at) AS written
 FROM shopee_orders_raw
 """
 
@@ -119,7 +120,7 @@ async def drive(cfg: Config, run_: Run, pipeline: Pipeline, outcome: Outcome) ->
         say(f"bench-soak: {cfg.pushes:,} pushes for {cfg.shops:,} shops at {cfg.rate:g}/s ({cfg.seconds:g} s)")
         cpu = {p.name: cpu_seconds(p.pid) for p in pipeline.processes()}
         stop = asyncio.Event()
-        start = time.perf_counter()
+        start, outcome.start_wall = time.perf_counter(), time.time()
         sampler = asyncio.create_task(sample_until(probe, pipeline, outcome.series, start, stop))
         try:
             url = pipeline.serve_url + "/webhooks/shopee"
@@ -156,6 +157,8 @@ async def read_rows(db_url: str, outcome: Outcome) -> None:
         if last is not None and order not in answers.unanswered and r["event_id"] == last[1]:
             outcome.holding_last += 1
             outcome.latencies.append(float(r["latency"]))
+            if r["latency"] > outcome.batch_timeout + 1:
+                outcome.late_written.append(float(r["written"]) - outcome.start_wall)
         elif len(odd) < 5:
             odd.append(f"{order}: event_id {r['event_id']}, last acknowledged push {last}")
     for line in odd:
@@ -169,6 +172,8 @@ def run(cfg: Config, run_: Run) -> Outcome:
     try:
         uvloop.run(drive(cfg, run_, pipeline, outcome))
         pipeline.check_alive()
+        outcome.retries = consumer_counts(pipeline, "consumer_retries", "reason")
+        outcome.batches = consumer_counts(pipeline, "consumer_batches", "outcome")
         outcome.peak_rss_kib = {p.name: p.sample_memory() for p in pipeline.processes()}
     finally:
         stop_pipeline(pipeline)
@@ -186,7 +191,7 @@ def main() -> int:
     run_ = prepare("soak", PARTITIONS)
     outcome = run(cfg, run_)
     png = plot_path(args.no_write, Path(tempfile.gettempdir()) / f"bench-soak-{run_.run_id}.png")
-    plot(outcome.series, outcome.pushes_end, windows(cfg.seconds, cfg.batch_timeout), png)
+    plot(outcome.series, outcome.pushes_end, outcome.windows(), png)
     say(f"plot: {png}")
     rows = judge(outcome)
     report("soak", "Soak", "bench-soak", rows, method(outcome, run_.info), run_.info, None, args.no_write)

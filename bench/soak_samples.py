@@ -93,6 +93,21 @@ async def wait_for_group(probe: LagProbe, members: int, seconds: float = 120) ->
         await asyncio.sleep(0.5)
 
 
+def consumer_counts(pipeline: Pipeline, metric: str, label: str) -> dict[str, float]:
+    """A counter of every consumer's /metrics, summed over the consumers, by `label`."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[str, float] = {}
+    for url in pipeline.metrics_urls:
+        for family in text_string_to_metric_families(httpx.get(url, timeout=10).text):
+            for sample in family.samples:
+                if sample.name == metric + "_total":
+                    key = sample.labels.get(label, "")
+                    counts[key] = counts.get(key, 0.0) + sample.value
+    return counts
+
+
 def rss(processes: list[Process]) -> dict[str, int]:
     return {p.name: p.rss_kib() for p in processes}
 
