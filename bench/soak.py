@@ -116,7 +116,9 @@ async def drive(cfg: Config, run_: Run, pipeline: Pipeline, outcome: Outcome) ->
     in_progress = max(100, int(cfg.rate * IN_PROGRESS_SECONDS))
     mix = OrderMix(cfg.shops, SHOP_BASE, in_progress, min_gap=max(1, int(cfg.rate * MIN_GAP_SECONDS)))
     async with LagProbe(run_.bootstrap, run_.topic, pipeline.group) as probe:
+        settle = time.perf_counter()
         await wait_for_group(probe, cfg.consumers)
+        say(f"bench-soak: the group settled with {cfg.consumers} members in {time.perf_counter() - settle:.0f} s")
         say(f"bench-soak: {cfg.pushes:,} pushes for {cfg.shops:,} shops at {cfg.rate:g}/s ({cfg.seconds:g} s)")
         cpu = {p.name: cpu_seconds(p.pid) for p in pipeline.processes()}
         stop = asyncio.Event()

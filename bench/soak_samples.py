@@ -77,19 +77,22 @@ class LagProbe:
         end = await self._consumer.end_offsets(self._partitions)
         return sum(end[tp] - max(0, committed[tp].offset if tp in committed else 0) for tp in self._partitions)
 
-    async def members(self) -> int:
-        """Members of the group once it is stable (0 while it rebalances)."""
+    async def group(self) -> tuple[str, int]:
+        """The group's state (Stable, PreparingRebalance, ...) and how many members it has."""
         [response] = await self._admin.describe_consumer_groups([self._group])
         [group] = response.to_object()["groups"]
-        return len(group["members"]) if group["state"] == "Stable" else 0
+        return str(group["state"]), len(group["members"])
 
 
-async def wait_for_group(probe: LagProbe, members: int, seconds: float = 120) -> None:
-    """Until all `members` consumers share the partitions, so the clock starts on a settled group."""
+async def wait_for_group(probe: LagProbe, members: int, seconds: float = 300) -> None:
+    """Until all `members` consumers share the partitions, so the clock starts on a settled group
+    (on a fresh broker under load, creating __consumer_offsets alone can take a minute)."""
     deadline = time.monotonic() + seconds
-    while await probe.members() != members:
+    while (state := await probe.group()) != ("Stable", members):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the consumer group did not settle with {members} members within {seconds:.0f} s")
+            raise RuntimeError(
+                f"the consumer group is {state[0]} with {state[1]} of {members} members after {seconds:.0f} s"
+            )
         await asyncio.sleep(0.5)
 
 
