@@ -146,9 +146,14 @@ def event_id_for(
     return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PushEvent:
-    """A signed push as it flows through the transform pipeline."""
+    """A signed push as it flows through the transform pipeline.
+
+    Transforms return a new event rather than change the one they were given. Not
+    `frozen`: a frozen dataclass's constructor costs three times as much, and the default
+    pipeline builds three events per push (docs/benchmarks.md).
+    """
 
     body: dict[str, Any]
     received_ms: int

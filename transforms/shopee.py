@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -78,14 +77,17 @@ def normalise(event: PushEvent) -> PushEvent | Skip:
         )
     shop_raw = body.get("shop_id", body.get("shopid"))
     msg_id = body.get("msg_id")
-    return dataclasses.replace(
-        event,
+    # PushEvent(...) rather than dataclasses.replace(): a third of the cost, per push
+    return PushEvent(
+        body=body,
+        received_ms=event.received_ms,
         code=code,
         shop_id=_as_str_id(shop_raw),
         order_sn=_as_text(sn),
         status=_as_text(status, 32),
         update_time=_as_int(source.get("update_time")),
         msg_id=msg_id if isinstance(msg_id, str) and _MSG_ID.fullmatch(msg_id) else None,
+        record=event.record,
     )
 
 
@@ -115,4 +117,14 @@ def to_record(event: PushEvent) -> PushEvent | Skip:
         event_id=event_id_for(event.shop_id, event.order_sn, event.status, event.update_time, code, event.msg_id),
         code=code,
     )
-    return dataclasses.replace(event, record=record)
+    return PushEvent(
+        body=event.body,
+        received_ms=event.received_ms,
+        code=code,
+        shop_id=event.shop_id,
+        order_sn=event.order_sn,
+        status=event.status,
+        update_time=event.update_time,
+        msg_id=event.msg_id,
+        record=record,
+    )

@@ -1,7 +1,7 @@
-"""create_app(settings, sink, pipeline) -> the ingest Starlette app.
+"""create_app(settings, sink, pipeline) -> the ingest app.
 
-The push endpoint is PushHandler (handler.py); here are the probes, /metrics, and the
-lifespan that starts and stops the sink.
+The push endpoint is PushHandler (handler.py), reached before Starlette's middleware and
+router; here are the probes, /metrics, and the lifespan that starts and stops the sink.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -22,6 +23,22 @@ from service.ingest.sink import Sink
 from service.pipeline import Pipeline
 from service.settings import Settings
 from service.types import Clock
+
+PUSH_PATH = "/webhooks/shopee"
+
+
+class IngestApp(Starlette):
+    """Starlette, except that `POST /webhooks/shopee` goes straight to the push handler."""
+
+    def __init__(self, push: PushHandler, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._push = push
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PUSH_PATH:
+            await self._push(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -55,9 +72,10 @@ def create_app(
         finally:
             await sink.stop()
 
-    app = Starlette(
+    app = IngestApp(
+        handler,
         routes=[
-            Route("/webhooks/shopee", handler.handle, methods=["POST"]),
+            Route(PUSH_PATH, handler, methods=["POST"]),  # other methods: 405 from the router
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from service.ingest.histogram import LockFreeHistogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 
@@ -18,13 +20,13 @@ class IngestMetrics:
             ["outcome"],
             registry=r,
         )
-        self.handling_seconds = Histogram(
+        self.handling_seconds = LockFreeHistogram(
             "gateway_ingest_handling_seconds",
             "Time from request start to answer",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.produce_seconds = Histogram(
+        self.produce_seconds = LockFreeHistogram(
             "gateway_ingest_produce_seconds",
             "Time to make one record durable, by sink (kafka, outbox)",
             ["sink"],

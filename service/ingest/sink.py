@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from service.deadline import Deadlines
 from service.deps import describe
 from service.errors import SinkUnavailable
+from service.ingest.batcher import Batcher
 from service.ingest.metrics import IngestMetrics
+from service.ingest.partitions import KeyPartitions
 from service.kafka_client import client_options
 from service.logs import Outage
 from service.settings import Settings
@@ -26,6 +30,7 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 CONNECT_BACKOFF_MAX_SECONDS = 10.0
+BATCHED_MAX_BYTES = 16_384  # order records are ~300 bytes; bigger ones are sent alone
 STOP_SECONDS = 5.0
 
 
@@ -68,6 +73,9 @@ class KafkaSink:
         self._tried = False
         self._start_lock = asyncio.Lock()
         self._connector: asyncio.Task[None] | None = None
+        self._partitions = KeyPartitions()
+        self._batcher: Batcher | None = None
+        self._timeout_at = Deadlines().timeout_at
         self.outage = Outage("kafka", log, on_change=dependency_gauge(metrics, "kafka"))
 
     async def start(self) -> None:
@@ -115,6 +123,8 @@ class KafkaSink:
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connector
+        if self._batcher is not None:
+            await self._batcher.close()
         if self._producer is not None:
             producer, self._producer, self._started = self._producer, None, False
             try:
@@ -126,9 +136,15 @@ class KafkaSink:
 
     async def send(self, topic: str, key: bytes, value: bytes, *, budget_seconds: float) -> str:
         try:
-            async with asyncio.timeout(budget_seconds):
+            async with self._timeout_at(time.monotonic() + budget_seconds):
                 producer = await self._ensure_started()
-                await producer.send_and_wait(topic, value=value, key=key)
+                partition = self._partitions.of(key, producer.client.cluster.partitions_for_topic(topic))
+                if partition is None or len(value) > BATCHED_MAX_BYTES:
+                    # no metadata for the topic yet (aiokafka waits for it), or a record
+                    # big enough to be refused: on its own, never failing others' batch
+                    await producer.send_and_wait(topic, value=value, key=key)
+                else:
+                    await self._batcher_of(producer).add(topic, partition, key, value)
         except TimeoutError as exc:
             self.outage.down(f"no acknowledgement within {budget_seconds:.2f}s")
             raise SinkUnavailable(f"kafka did not acknowledge within {budget_seconds:.2f}s") from exc
@@ -137,6 +153,11 @@ class KafkaSink:
             raise SinkUnavailable(f"kafka refused the record: {exc.__class__.__name__}") from exc
         self.outage.up()
         return self.name
+
+    def _batcher_of(self, producer: AIOKafkaProducer) -> Batcher:
+        if self._batcher is None or self._batcher.producer is not producer:
+            self._batcher = Batcher(producer)
+        return self._batcher
 
     async def ready(self) -> bool:
         if self._producer is None or not self._started:

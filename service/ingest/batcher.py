@@ -1,0 +1,98 @@
+"""Records of concurrent pushes, gathered into one Kafka batch per partition.
+
+aiokafka's `send()` costs tens of microseconds of Python per record (metadata wait,
+partitioner, accumulator, one future and one RecordMetadata per record), more than the
+rest of a push. Here a push appends its record to the open batch of its partition and
+waits on a future of its own; one task per partition hands each batch to the producer
+(`send_batch`, acks=all and idempotence as configured) and, when Kafka acknowledges the
+batch, resolves every push in it. A batch is handed over as soon as the task runs, so
+it holds the records that arrived in the same turn of the event loop, plus those that
+arrived while the partition's previous batch was waiting for the producer; no linger.
+
+Order: one task per partition submits its batches in the order they were opened, so
+records of one shop (one key, one partition) reach Kafka in the order they arrived.
+
+A batch fails or succeeds as a whole, so the caller sends big records (dead letters of
+large bodies, which the broker may refuse for their size) on their own (KafkaSink).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+Waiters = list["asyncio.Future[None]"]
+
+
+class _Batch:
+    __slots__ = ("builder", "waiters")
+
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+        self.waiters: Waiters = []
+
+
+def _settle(waiters: Waiters, error: BaseException | None) -> None:
+    for waiter in waiters:
+        if not waiter.done():  # a push that gave up (its deadline passed) has no one waiting
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+
+def _outcome(acknowledged: asyncio.Future[Any]) -> BaseException | None:
+    if acknowledged.cancelled():
+        cancelled: BaseException = KafkaError("the batch was cancelled")
+        return cancelled
+    return acknowledged.exception()  # retrieved, so asyncio does not report it lost
+
+
+class Batcher:
+    """One producer's open batches, per (topic, partition)."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self._open: dict[tuple[str, int], deque[_Batch]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Stop handing batches over; pushes still waiting in an open batch fail (not acknowledged)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def add(self, topic: str, partition: int, key: bytes, value: bytes) -> asyncio.Future[None]:
+        """Append a record; the future is done when Kafka acknowledged it (or failed with KafkaError)."""
+        tp = (topic, partition)
+        batches = self._open.get(tp)
+        if batches is None:
+            batches = self._open[tp] = deque()
+            task = asyncio.get_running_loop().create_task(self._submit(tp, batches), name=f"kafka-batch-{tp}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if not batches or batches[-1].builder.append(timestamp=None, key=key, value=value) is None:
+            batches.append(_Batch(self.producer.create_batch()))  # an empty batch takes any one record
+            batches[-1].builder.append(timestamp=None, key=key, value=value)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        batches[-1].waiters.append(waiter)
+        return waiter
+
+    async def _submit(self, tp: tuple[str, int], batches: deque[_Batch]) -> None:
+        try:
+            while batches:
+                batch = batches.popleft()
+                try:
+                    acknowledged = await self.producer.send_batch(batch.builder, tp[0], partition=tp[1])
+                except Exception as exc:  # every waiter learns why; the next batch is tried all the same
+                    _settle(batch.waiters, exc if isinstance(exc, KafkaError) else KafkaError(repr(exc)))
+                    continue
+                acknowledged.add_done_callback(lambda f, waiters=batch.waiters: _settle(waiters, _outcome(f)))
+        finally:
+            del self._open[tp]
+            for batch in batches:  # cancelled (shutdown): nothing more will be submitted
+                _settle(batch.waiters, KafkaError("the producer stopped"))
