@@ -9,7 +9,7 @@ TEST_PG_PORT    ?= 55433
 PYTEST_ARGS ?=
 
 .PHONY: help venv kafka-fetch kafka-up kafka-down kafka-wipe pg-up pg-down test test-unit lint typecheck \
-        run demo bench bench-ingest bench-consumer bench-e2e bench-console clean
+        run demo bench bench-ingest bench-consumer bench-e2e bench-console bench-soak clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -57,7 +57,7 @@ run: venv ## the whole system locally: Kafka, Postgres, sandbox Shopee, ingest, 
 demo: venv ## send a burst of signed pushes to `make run` and show the rows
 	$(PY) scripts/demo.py
 
-bench: bench-ingest bench-consumer bench-e2e bench-console ## all benchmarks; writes docs/benchmarks.md
+bench: bench-ingest bench-consumer bench-e2e bench-console bench-soak ## all benchmarks; writes docs/benchmarks.md
 
 bench-ingest: venv
 	scripts/with-services.sh $(TEST_KAFKA_PORT) $(TEST_PG_PORT) $(PY) -m bench.ingest
@@ -70,6 +70,9 @@ bench-e2e: venv
 
 bench-console: venv ## the console's dead-letter pages with 100,000 letters in the topic
 	scripts/with-services.sh $(TEST_KAFKA_PORT) $(TEST_PG_PORT) $(PY) -m bench.console
+
+bench-soak: venv ## production-shaped soak: 300 pushes/s, 2,000 shops, 3 consumers, 10 min (SOAK_SECONDS, SOAK_RATE)
+	scripts/with-services.sh $(TEST_KAFKA_PORT) $(TEST_PG_PORT) $(PY) -m bench.soak
 
 clean: ## remove caches (keeps the downloaded Kafka jars)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

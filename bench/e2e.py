@@ -20,22 +20,20 @@ import time
 from dataclasses import dataclass, field
 
 import asyncpg
-import httpx
 import uvloop
 
-from bench.ingest import CALLBACK_URL, PUSH_KEY
+from bench.pipeline import CONNECTIONS, paced_send, signed, start_pipeline, stop_pipeline
 from bench.report import Row, fail, judged, mib, ms, num, report, say
-from bench.setup import consumer_env, kafka_env, prepare, serve_argv, start_sandbox
+from bench.setup import Run, prepare
 from tests.percentile import percentile
-from tests.processes import Process, child_env, free_port, service_argv
-from tests.pushes import real_push, signed_headers
+from tests.processes import Process
+from tests.pushes import real_push
 
 SHOP_BASE = 900_000
 BATCH = 50
 SHOPS = 300
 OPEN = 20
 RATE = 500.0
-CONNECTIONS = 32
 PARTITIONS = 12
 P99_TARGET = 1.0
 SERVE_RSS_TARGET_KIB = 150 * 1024
@@ -70,43 +68,25 @@ class Tracker:
 
 async def send_all(base: str, order: list[tuple[int, int]], rate: float, tracker: Tracker) -> float:
     """Send on a fixed timeline (bounded by len(order)); returns the achieved rate."""
-    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-    sem = asyncio.Semaphore(CONNECTIONS)
-    url = base + "/webhooks/shopee"
-    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
 
-        async def one(shop: int, body: bytes, headers: dict[str, str]) -> None:
-            try:
-                response = await client.post(url, content=body, headers=headers)
-            except httpx.HTTPError:
-                tracker.errors += 1
-                return
-            finally:
-                sem.release()
-            now = time.perf_counter()
-            tracker.statuses[response.status_code] = tracker.statuses.get(response.status_code, 0) + 1
-            if 200 <= response.status_code < 300:
-                count = tracker.ok.get(shop, 0) + 1
-                tracker.ok[shop] = count
-                if count == BATCH:
-                    tracker.full_at[shop] = now
+    def answered(shop: int, status: int | None, now: float) -> None:
+        if status is None:
+            tracker.errors += 1
+            return
+        tracker.statuses[status] = tracker.statuses.get(status, 0) + 1
+        if 200 <= status < 300:
+            count = tracker.ok.get(shop, 0) + 1
+            tracker.ok[shop] = count
+            if count == BATCH:
+                tracker.full_at[shop] = now
 
-        # signed before the clock starts, so the client spends its time sending
-        pushes = []
-        for shop, n in order:
-            body = real_push(shop, f"2411{shop % 100_000:05d}E{n:02d}X", "READY_TO_SHIP", int(time.time()))
-            headers = signed_headers(body, PUSH_KEY, CALLBACK_URL)
-            pushes.append((shop, body, headers))
-        tasks = []
-        start = time.perf_counter()
-        for i, (shop, body, headers) in enumerate(pushes):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await sem.acquire()
-            tasks.append(asyncio.create_task(one(shop, body, headers)))
-        await asyncio.gather(*tasks)
-        return len(order) / (time.perf_counter() - start)
+    # signed before the clock starts, so the client spends its time sending
+    pushes = []
+    for shop, n in order:
+        body = real_push(shop, f"2411{shop % 100_000:05d}E{n:02d}X", "READY_TO_SHIP", int(time.time()))
+        pushes.append((shop, body, signed(body)))
+    sent, seconds = await paced_send(base + "/webhooks/shopee", pushes, rate, answered)
+    return sent / seconds
 
 
 async def poll_visible(db_url: str, tracker: Tracker, done: asyncio.Event, serve: Process, consume: Process) -> None:
@@ -161,33 +141,22 @@ class Outcome:
     consume_rss_kib: int
 
 
-def run(args: argparse.Namespace, bootstrap: str, db_url: str, topic: str) -> Outcome:
+def run(args: argparse.Namespace, run_: Run) -> Outcome:
     """The whole pipeline as processes; the paced client and the row poller against it."""
-    serve_port, metrics_port = free_port(), free_port()
     order = schedule(list(range(SHOP_BASE, SHOP_BASE + args.shops)), args.open)
-    procs: list[Process] = []
+    production = dict(BATCH_MAX_SIZE=str(BATCH), BATCH_TIMEOUT_SECONDS="120", SHOP_RATE_LIMIT_PER_MINUTE="30")
+    pipeline = start_pipeline(run_, args.shops, SHOP_BASE, 1, dict(MAX_CONCURRENCY="10", **production))
+    serve, consume = pipeline.serve, pipeline.consumers[0]
     try:
-        sandbox, sandbox_url = start_sandbox(db_url, args.shops, SHOP_BASE)
-        procs.append(sandbox)
-        env = child_env(SHOPEE_PUSH_KEY=PUSH_KEY, SHOPEE_CALLBACK_URL=CALLBACK_URL, **kafka_env(bootstrap, topic))
-        serve = Process("serve", serve_argv(serve_port), env)
-        procs.append(serve)
-        production = dict(BATCH_MAX_SIZE=str(BATCH), BATCH_TIMEOUT_SECONDS="120", SHOP_RATE_LIMIT_PER_MINUTE="30")
-        env = consumer_env(db_url, bootstrap, topic, sandbox_url, MAX_CONCURRENCY="10", **production)
-        consume = Process("consume", service_argv("consume"), {**env, "CONSUMER_METRICS_PORT": str(metrics_port)})
-        procs.append(consume)
-        serve.wait_http(f"http://127.0.0.1:{serve_port}/readyz")
-        consume.wait_http(f"http://127.0.0.1:{metrics_port}/metrics")
         time.sleep(3)  # let the consumer join its group before the clock matters
         say(f"bench-e2e: {len(order):,} pushes for {args.shops} shops ({args.open} at a time) at {args.rate:g}/s")
-        base = f"http://127.0.0.1:{serve_port}"
-        tracker, achieved = uvloop.run(drive(base, db_url, order, args.rate, args.shops, serve, consume))
+        drive_ = drive(pipeline.serve_url, run_.db_url, order, args.rate, args.shops, serve, consume)
+        tracker, achieved = uvloop.run(drive_)
         serve.check_alive()
         consume.check_alive()
         serve_rss, consume_rss = serve.sample_memory(), consume.sample_memory()
     finally:
-        for p in reversed(procs):
-            p.stop()
+        stop_pipeline(pipeline)
     latencies = [tracker.visible_at[s] - tracker.full_at[s] for s in tracker.full_at if s in tracker.visible_at]
     non_2xx = sum(c for s, c in tracker.statuses.items() if not 200 <= s < 300) + tracker.errors
     say(f"  achieved {achieved:,.0f} pushes/s; {len(latencies)} of {args.shops} batches visible; non-2xx {non_2xx}")
@@ -247,7 +216,7 @@ def main() -> int:
     if args.shops * BATCH > 200_000 or args.shops * BATCH / args.rate > 300:
         fail("at most 200,000 pushes and 300 s of sending per run")
     run_ = prepare("e2e", PARTITIONS)
-    outcome = run(args, run_.bootstrap, run_.db_url, run_.topic)
+    outcome = run(args, run_)
     text = method(args, run_.info, outcome)
     report("e2e", "End to end", "bench-e2e", judge(outcome, args.shops), text, run_.info, None, args.no_write)
     return 0

@@ -165,14 +165,14 @@ def machine_line(info: Mapping[str, str]) -> str:
 _INTRO = """# Benchmarks
 
 Produced by `make bench` (or one of `make bench-ingest`, `make bench-consumer`,
-`make bench-e2e`, `make bench-console`; the code is in `bench/`). Each benchmark starts
-its own Kafka broker and Postgres on 127.0.0.1, measures, and replaces its own section
-below. Absolute numbers belong to the machine named in each section; the ratios against
-the baseline measured in the same run on the same machine are what carries over to other
-machines.
+`make bench-e2e`, `make bench-console`, `make bench-soak`; the code is in `bench/`). Each
+benchmark starts its own Kafka broker and Postgres on 127.0.0.1, measures, and replaces
+its own section below. Absolute numbers belong to the machine named in each section; the
+ratios against the baseline measured in the same run on the same machine are what
+carries over to other machines.
 """
 
-SECTIONS = ("ingest", "consumer", "e2e", "console", "findings")
+SECTIONS = ("ingest", "consumer", "e2e", "console", "soak", "findings")
 
 
 def _split(text: str) -> dict[str, str]:
