@@ -5,9 +5,9 @@ partitioner, accumulator, one future and one RecordMetadata per record), more th
 rest of a push. Here a push appends its record to the open batch of its partition and
 waits on a future of its own; one task per partition hands each batch to the producer
 (`send_batch`, acks=all and idempotence as configured) and, when Kafka acknowledges the
-batch, resolves every push in it. A batch is handed over as soon as the task runs, so
-it holds the records that arrived in the same turn of the event loop, plus those that
-arrived while the partition's previous batch was waiting for the producer; no linger.
+batch, resolves every push in it, then hands over the next. A batch holds the records
+that arrived while the partition's previous batch was in flight (or, when none was, in
+the same turn of the event loop): batches grow with the load, and nothing lingers.
 
 Order: one task per partition submits its batches in the order they were opened, so
 records of one shop (one key, one partition) reach Kafka in the order they arrived.
@@ -45,13 +45,6 @@ def _settle(waiters: Waiters, error: BaseException | None) -> None:
                 waiter.set_exception(error)
 
 
-def _outcome(acknowledged: asyncio.Future[Any]) -> BaseException | None:
-    if acknowledged.cancelled():
-        cancelled: BaseException = KafkaError("the batch was cancelled")
-        return cancelled
-    return acknowledged.exception()  # retrieved, so asyncio does not report it lost
-
-
 class Batcher:
     """One producer's open batches, per (topic, partition)."""
 
@@ -86,12 +79,20 @@ class Batcher:
         try:
             while batches:
                 batch = batches.popleft()
+                error: BaseException | None = None
                 try:
                     acknowledged = await self.producer.send_batch(batch.builder, tp[0], partition=tp[1])
+                    # One batch of ours in flight per partition: the records arriving
+                    # meanwhile fill the next batch, and by the time this one is
+                    # acknowledged aiokafka has drained it, so send_batch never waits for
+                    # a drain (an asyncio.wait per batch).
+                    await acknowledged
+                except asyncio.CancelledError:
+                    batches.appendleft(batch)  # its pushes fail below: not acknowledged
+                    raise
                 except Exception as exc:  # every waiter learns why; the next batch is tried all the same
-                    _settle(batch.waiters, exc if isinstance(exc, KafkaError) else KafkaError(repr(exc)))
-                    continue
-                acknowledged.add_done_callback(lambda f, waiters=batch.waiters: _settle(waiters, _outcome(f)))
+                    error = exc if isinstance(exc, KafkaError) else KafkaError(repr(exc))
+                _settle(batch.waiters, error)
         finally:
             del self._open[tp]
             for batch in batches:  # cancelled (shutdown): nothing more will be submitted
