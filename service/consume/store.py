@@ -186,11 +186,11 @@ class Store:
         )
 
     async def upsert_orders(self, rows: Sequence[OrderRow]) -> None:
-        """Write a batch in one transaction with one statement."""
+        """Write a batch with one statement: atomic on its own, so no BEGIN/COMMIT round trips."""
         if not rows:
             return
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn:
                 await upsert_orders(conn, rows)
         except _DB_ERRORS as exc:
             raise StoreError(f"order upsert failed: {type(exc).__name__}: {exc}") from exc
