@@ -20,20 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
-import asyncpg
 import httpx
-import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.ceiling import ceiling, read_rows
-from bench.profile import Spy, cpu_seconds
-from bench.report import Row, fail, judged, mib, num, report, say, target_missed
-from bench.setup import consumer_env, create_topics, fresh_database, migrate, prepare, start_sandbox, topic_records
+from bench.consumer_report import Ceiling, Drain, judge, method
+from bench.drain import Timed, sandbox_stats, timed_drain
+from bench.report import fail, mib, report, say
+from bench.setup import Run, consumer_env, create_topics, fresh_database, migrate, prepare, start_sandbox, topic_records
 from service.records import OrderRecord
 from tests.processes import Process, free_port, service_argv
 
@@ -43,11 +41,9 @@ SHOP_BASE = 700_000
 PARTITIONS = 12
 CONCURRENCY = 10
 BATCH = 50
-RATIO_TARGET = 0.5
 MEM_SHOPS = 10_000
 MEM_PER_SHOP = 20
 MEM_SHOP_BASE = 5_000_000
-RSS_KIB = 300 * 1024  # the consumer's memory target
 DRAIN_LIMIT_SECONDS = 300
 
 
@@ -100,28 +96,6 @@ def drain_env(db_url: str, bootstrap: str, topic: str, sandbox: str, metrics_por
     )
 
 
-async def wait_rows(db_url: str, expected: int, consumer: Process, limit: float) -> tuple[float, int, float]:
-    """Poll the row count until `expected`; (first time rows were seen, count then, end time)."""
-    conn = await asyncpg.connect(db_url)
-    try:
-        first_t, first_n = 0.0, 0
-        deadline = time.monotonic() + limit
-        while True:
-            n = int(await conn.fetchval("SELECT count(*) FROM shopee_orders_raw"))
-            now = time.perf_counter()
-            if n and not first_t:
-                first_t, first_n = now, n
-            if n >= expected:
-                return first_t, first_n, now
-            consumer.check_alive()
-            consumer.sample_memory()
-            if time.monotonic() > deadline:
-                fail(f"the consumer wrote {n:,} of {expected:,} rows in {limit:.0f} s; log {consumer.log_path}")
-            await asyncio.sleep(0.05)
-    finally:
-        await conn.close()
-
-
 async def metric_value(url: str, name: str) -> float | None:
     try:
         async with httpx.AsyncClient(timeout=5) as client:
@@ -134,24 +108,6 @@ async def metric_value(url: str, name: str) -> float | None:
     return None
 
 
-async def sandbox_stats(url: str) -> dict[str, object]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.get(url + "/sandbox/stats")
-        return response.json() if response.status_code == 200 else {}
-
-
-@dataclass
-class Drain:
-    total: int
-    rate: float  # orders/s from the first row visible to the last
-    wall: float  # seconds from the consumer's start to the last row
-    cpu: float
-    peak_rss_kib: int
-    dead: int
-    calls: object
-    profile: Path | None
-
-
 def drain(args: argparse.Namespace, bootstrap: str, db_url: str, topic: str) -> Drain:
     """Preload the topic, start the consumer, time it until every record is a row."""
     per_shop = max(1, args.records // args.shops)
@@ -161,77 +117,38 @@ def drain(args: argparse.Namespace, bootstrap: str, db_url: str, topic: str) -> 
         pairs = records_for(list(range(SHOP_BASE, SHOP_BASE + args.shops)), per_shop, "BC")
         took = asyncio.run(preload(bootstrap, topic, pairs))
         say(f"bench-consumer: preloaded {total:,} records for {args.shops} shops into {topic} in {took:.1f} s")
-        env = drain_env(db_url, bootstrap, topic, sandbox_url, free_port(), BATCH_TIMEOUT_SECONDS="1")
-        with Process("consume", service_argv("consume"), env) as consumer:
-            started = time.perf_counter()
-            spy = Spy(consumer.pid, "consume", max_seconds=DRAIN_LIMIT_SECONDS)
-            try:
-                cpu0 = cpu_seconds(consumer.pid)
-                first_t, first_n, end_t = asyncio.run(wait_rows(db_url, total, consumer, DRAIN_LIMIT_SECONDS))
-                cpu = cpu_seconds(consumer.pid) - cpu0
-            finally:
-                profile = spy.stop()
-            consumer.check_alive()
-            rss = consumer.sample_memory()
+        port = free_port()
+        env = drain_env(db_url, bootstrap, topic, sandbox_url, port, BATCH_TIMEOUT_SECONDS="1")
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        argv = service_argv("consume")
+        timed = timed_drain("consume", argv, env, db_url, total, DRAIN_LIMIT_SECONDS, spy=True, metrics_url=metrics)
+        say("  consumer stages, mean seconds: " + ", ".join(f"{k} {v:.4f}" for k, v in timed.stage_means.items()))
         stats = asyncio.run(sandbox_stats(sandbox_url))
     finally:
         sandbox.stop()
     dead = asyncio.run(topic_records(bootstrap, topic + ".dlq"))
-    rate = (total - first_n) / (end_t - first_t) if end_t > first_t else 0.0
     totals = stats.get("totals")
     keys = ("calls", "order_sns_requested", "token_refreshes", "rate_limited", "errors")
     calls = {k: totals.get(k) for k in keys} if isinstance(totals, dict) else None
     say(
-        f"  consumer: {total:,} rows in {end_t - started:.1f} s ({rate:,.0f} orders/s while draining); {dead} dead letters"
+        f"  consumer: {total:,} rows in {timed.wall:.1f} s ({timed.rate:,.0f} orders/s while draining); {dead} dead letters"
     )
-    return Drain(total, rate, end_t - started, cpu, rss, dead, calls, profile)
+    return Drain(total, timed.rate, timed.wall, timed.cpu, timed.peak_rss_kib, dead, calls, timed.profile)
 
 
-def judge(
-    d: Drain, written: int, ceiling_rate: float, ceiling_s: float, mem: tuple[int, int, int, int] | None, shops: int
-) -> list[Row]:
-    ratio = d.rate / ceiling_rate if ceiling_rate else 0.0
-    persisted = f"orders/s persisted ({d.total:,} records, {shops} shops)"
-    rows = [
-        judged(
-            persisted,
-            num(d.rate),
-            f"≥ {RATIO_TARGET} × ceiling",
-            ratio >= RATIO_TARGET,
-            num(ceiling_rate),
-            f"{ratio:.2f}",
-        ),
-        Row("drain time from consumer start (incl. group join)", f"{d.wall:.1f} s", f"{ceiling_s:.1f} s"),
-        judged(
-            "rows written / dead letters",
-            f"{written:,} / {d.dead}",
-            f"{d.total:,} / 0",
-            written == d.total and not d.dead,
-        ),
-        Row("consumer CPU per order", f"{d.cpu / d.total * 1e6:,.0f} µs"),
-        judged("peak RSS of consume, draining (VmHWM)", mib(d.peak_rss_kib), "≤ 300 MB", 0 < d.peak_rss_kib <= RSS_KIB),
-    ]
-    if mem is not None:
-        rss, pending, mem_shops, per = mem
-        metric = f"peak RSS of consume, {mem_shops:,} shops × {per} pending records (VmHWM)"
-        rows.append(judged(metric, mib(rss), "≤ 300 MB", 0 < rss <= RSS_KIB and pending >= mem_shops * per))
-    return rows
-
-
-def method(args: argparse.Namespace, d: Drain, written: int, ratio: float) -> str:
-    text = f"""Drain: {d.total:,} order records ({args.shops} shops, interleaved) preloaded into a fresh
-{PARTITIONS}-partition topic, then `python -m service consume` with BATCH_MAX_SIZE={BATCH},
-BATCH_TIMEOUT_SECONDS=1, MAX_CONCURRENCY={CONCURRENCY} and the throttle out of the way
-(SHOP_RATE_LIMIT_PER_MINUTE=1000000), against the sandbox Shopee (no added latency, no
-rate limit) and a fresh database. Orders/s counts rows becoming visible (polled every 50 ms)
-from the first row to the last. Ceiling: the same {written:,} rows upserted into another fresh
-database by `Store.upsert_orders` (one transaction per batch of {BATCH} of one shop),
-{CONCURRENCY} batches at once: no Kafka, no HTTP. Memory: {args.mem_shops:,} shops × {args.mem_per_shop}
-records (every shop a partial batch, BATCH_TIMEOUT_SECONDS=600) read by a fresh consumer
-until all are pending, then VmHWM. Sandbox calls during the drain:
-{orjson.dumps(d.calls).decode() if d.calls is not None else "n/a"}.
-"""
-    return text + target_missed("consumer/ceiling", ratio, RATIO_TARGET, "consume", d.profile)
+def floor(args: argparse.Namespace, run: Run, total: int) -> Timed:
+    """bench/minimal.py on the same topic, sandbox settings and concurrency, into a fresh database."""
+    db_url = asyncio.run(fresh_database(run.admin_url, f"bench_minimal_{run.run_id}"))
+    migrate(db_url)
+    sandbox, sandbox_url = start_sandbox(db_url, args.shops, SHOP_BASE)
+    try:
+        env = drain_env(db_url, run.bootstrap, run.topic, sandbox_url, free_port())
+        argv = [sys.executable, "-m", "bench.minimal"]
+        timed = timed_drain("minimal", argv, env, db_url, total, DRAIN_LIMIT_SECONDS, spy=False)
+    finally:
+        sandbox.stop()
+    say(f"  I/O floor (bench/minimal.py): {total:,} rows in {timed.wall:.1f} s ({timed.rate:,.0f} orders/s)")
+    return timed
 
 
 def options() -> argparse.Namespace:
@@ -254,6 +171,7 @@ def main() -> int:
     args = options()
     run = prepare("consumer", PARTITIONS)
     d = drain(args, run.bootstrap, run.db_url, run.topic)
+    floor_timed = floor(args, run, d.total)
     rows = asyncio.run(read_rows(run.db_url))
     ceiling_url = asyncio.run(fresh_database(run.admin_url, f"bench_ceiling_{run.run_id}"))
     migrate(ceiling_url)
@@ -261,9 +179,9 @@ def main() -> int:
     ceiling_rate = len(rows) / seconds
     say(f"  ceiling: {len(rows):,} rows upserted in {seconds:.1f} s ({ceiling_rate:,.0f} orders/s)")
     mem = memory_run(args, run.bootstrap, run.admin_url, run.run_id) if not args.skip_memory else None
-    table = judge(d, len(rows), ceiling_rate, seconds, mem, args.shops)
-    text = method(args, d, len(rows), d.rate / ceiling_rate if ceiling_rate else 0.0)
-    title = "bench-consumer (baseline: the same rows upserted straight into Postgres, batches of 50)"
+    table = judge(d, len(rows), floor_timed, Ceiling(ceiling_rate, seconds), mem, args.shops)
+    text = method(args, d, len(rows), floor_timed)
+    title = "bench-consumer (baseline: the I/O floor of bench/minimal.py; the plain-upsert ceiling)"
     report("consumer", "Consumer", title, table, text, run.info, d.profile, args.no_write)
     return 0
 
