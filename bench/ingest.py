@@ -19,19 +19,17 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-import orjson
 
 from bench.profile import Spy, cpu_seconds, stamp
 from bench.report import Row, fail, judged, machine, mib, ms, num, report, say, target_missed, versus
 from bench.setup import create_topics, kafka_env, require_env, serve_argv, topic_records
-from tests.processes import ROOT, Process, child_env, free_port, service_argv
+from bench.wrk_run import PERCENTILES, WrkResult, run_wrk, wrk_settings
+from tests.processes import Process, child_env, free_port, service_argv
 from tests.pushes import real_push
 from tests.signer import push_authorization
 
-LUA = ROOT / "bench" / "wrk" / "pushes.lua"
 PUSH_KEY = "bench_push_key_not_secret"
 CALLBACK_URL = "https://receiver.example.com/shopee/push"
 PUSHES = 10_000
@@ -48,9 +46,7 @@ STATUSES = (
 )
 PARTITIONS = 12
 RATIO_TARGET = 0.5
-DRAIN_SECONDS = 2.0
 SERVE_RSS_TARGET_KIB = 150 * 1024
-PERCENTILES = (("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"))  # (shown, wrk script's key)
 
 
 def write_pushes(path: Path, count: int) -> None:
@@ -63,78 +59,6 @@ def write_pushes(path: Path, count: int) -> None:
         body = real_push(810_000 + n % SHOPS, sn, status, update_time, msg_id=msg_id)
         lines.append(push_authorization(PUSH_KEY, CALLBACK_URL, body).encode() + b"\t" + body)
     path.write_bytes(b"\n".join(lines) + b"\n")
-
-
-# -- wrk ---------------------------------------------------------------------------------
-
-
-@dataclass
-class WrkResult:
-    label: str
-    requests: int
-    sent: int
-    seconds: float  # from the first request sent to the last answer received
-    statuses: dict[int, int]
-    errors: dict[str, int]
-    latency_s: dict[str, float]
-    raw: str = field(repr=False, default="")
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    @property
-    def ok(self) -> int:
-        return sum(c for s, c in self.statuses.items() if 200 <= s < 300)
-
-    @property
-    def not_ok(self) -> int:
-        return sum(c for s, c in self.statuses.items() if not 200 <= s < 300)
-
-    @property
-    def socket_errors(self) -> int:
-        return sum(v for k, v in self.errors.items() if k != "status")
-
-    @property
-    def unanswered(self) -> int:
-        return self.sent - self.requests
-
-    def line(self) -> str:
-        counts = f"2xx {self.ok:,}, other {self.not_ok:,}, socket errors {self.socket_errors:,}, unanswered {self.unanswered:,}"
-        latency = ", ".join(f"{p} {ms(self.latency_s[k])}" for p, k in (*PERCENTILES, ("max", "max")))
-        return f"{self.label}: {self.rps:,.0f} req/s, {self.requests:,} answers ({counts}), {latency}"
-
-
-def wrk_settings(args: argparse.Namespace) -> list[str]:
-    return [f"-t{args.threads}", f"-c{args.connections}", "--timeout", "5s", "--latency"]
-
-
-def run_wrk(
-    label: str, url: str, pushes: Path, args: argparse.Namespace, duration: float, rate: float = 0.0
-) -> WrkResult:
-    """Send for `duration` seconds, then give the requests in flight DRAIN_SECONDS to be answered."""
-    argv = ["wrk", *wrk_settings(args), f"-d{duration + DRAIN_SECONDS:g}s", "-s", str(LUA), url, "--"]
-    argv += [str(pushes), f"{rate:g}", str(args.threads), f"{duration:g}"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
-    m = re.search(r"^BENCH_JSON (.*)$", done.stdout, re.M)
-    if done.returncode != 0 or m is None:
-        fail(f"wrk failed ({done.returncode}): {' '.join(argv)}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-        raise AssertionError
-    data = orjson.loads(m.group(1))
-    seconds = data["window_us"] / 1e6
-    lat = {k: float(v) / 1e6 for k, v in data["latency_us"].items()}
-    result = WrkResult(
-        label=label,
-        requests=int(data["requests"]),
-        sent=int(data["sent"]),
-        seconds=seconds,
-        statuses={int(k): int(v) for k, v in data["statuses"].items()},
-        errors={k: int(v) for k, v in data["errors"].items()},
-        latency_s=lat,
-        raw=done.stdout,
-    )
-    say("  " + result.line())
-    return result
 
 
 # -- the runs ----------------------------------------------------------------------------
@@ -176,6 +100,20 @@ def run_bare(pushes: Path, args: argparse.Namespace) -> Runs:
         return Runs(saturated, paced, cpu, bare.sample_memory())
 
 
+def run_instant(pushes: Path, args: argparse.Namespace) -> float:
+    """CPU per answer of the ingest app with an instant sink (bench/instant.py), saturated."""
+    port = free_port()
+    env = child_env(SHOPEE_PUSH_KEY=PUSH_KEY, SHOPEE_CALLBACK_URL=CALLBACK_URL)
+    with Process("instant", [*service_argv()[:2], "bench.instant", "--port", str(port)], env) as instant:
+        instant.wait_http(f"http://127.0.0.1:{port}/readyz")
+        url = f"http://127.0.0.1:{port}/webhooks/shopee"
+        run_wrk("instant-sink warm-up", url, pushes, args, args.warmup)
+        result, cpu, _ = measured(instant, "ingest, instant sink", url, pushes, args)
+        if result.not_ok or result.socket_errors:
+            fail(f"the instant-sink run had {result.not_ok} non-2xx and {result.socket_errors} socket errors")
+        return cpu
+
+
 def run_serve(pushes: Path, args: argparse.Namespace, bootstrap: str, topic: str) -> Runs:
     port = free_port()
     env = child_env(SHOPEE_PUSH_KEY=PUSH_KEY, SHOPEE_CALLBACK_URL=CALLBACK_URL, **kafka_env(bootstrap, topic))
@@ -195,7 +133,7 @@ def run_serve(pushes: Path, args: argparse.Namespace, bootstrap: str, topic: str
         return Runs(saturated, paced, cpu, serve.sample_memory(), warm, profile, new)
 
 
-def judge(ing: Runs, bare: Runs, dead: int, rate: float) -> list[Row]:
+def judge(ing: Runs, bare: Runs, dead: int, rate: float, instant_cpu: float) -> list[Row]:
     ratio = ing.saturated.rps / bare.saturated.rps if bare.saturated.rps else 0.0
     bad = sum(r.not_ok + r.socket_errors + r.unanswered for r in (ing.warm or ing.saturated, ing.saturated, ing.paced))
     new_sat, new_paced = ing.new_records
@@ -218,6 +156,7 @@ def judge(ing: Runs, bare: Runs, dead: int, rate: float) -> list[Row]:
         judged("non-2xx + socket errors + unanswered (all ingest runs)", num(bad), "0", bad == 0),
         judged("new records in the topic vs 2xx answers", records, "equal, 0 dead letters", counted),
         versus("server CPU per answer, saturated", ing.cpu_per_answer, bare.cpu_per_answer, micro),
+        versus("… of which HTTP and the handler (instant sink, no Kafka)", instant_cpu, bare.cpu_per_answer, micro),
         judged("peak RSS of serve (VmHWM)", *rss, mib(bare.peak_rss_kib)),
     ]
 
@@ -273,9 +212,10 @@ def main() -> int:
     write_pushes(pushes, args.pushes)
     say(f"bench-ingest: {args.pushes:,} distinct signed pushes in {pushes}; topic {topic} ({PARTITIONS} partitions)")
     bare = run_bare(pushes, args)
+    instant_cpu = run_instant(pushes, args)
     ing = run_serve(pushes, args, bootstrap, topic)
     dead = asyncio.run(topic_records(bootstrap, topic + ".dlq"))
-    rows = judge(ing, bare, dead, args.rate)
+    rows = judge(ing, bare, dead, args.rate, instant_cpu)
     title = "bench-ingest (baseline: bare Starlette endpoint, same server stack and wrk settings)"
     report("ingest", "Ingest", title, rows, method(args, info, ing, bare), info, ing.profile, args.no_write)
     return 0

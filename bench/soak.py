@@ -152,7 +152,7 @@ async def read_rows(db_url: str, outcome: Outcome) -> None:
     finally:
         await conn.close()
     outcome.rows = len(rows)
-    odd = []
+    odd: list[str] = []
     for r in rows:
         order = (int(r["shop_id"]), r["order_sn"])
         last = answers.last_ok.get(order)
