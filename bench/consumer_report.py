@@ -77,11 +77,13 @@ def method(args: argparse.Namespace, d: Drain, written: int, floor: Timed) -> st
 12-partition topic, then `python -m service consume` with BATCH_MAX_SIZE=50,
 BATCH_TIMEOUT_SECONDS=1, MAX_CONCURRENCY=10 and the throttle out of the way
 (SHOP_RATE_LIMIT_PER_MINUTE=1000000), against the sandbox Shopee (no added latency, no
-rate limit) and a fresh database. Orders/s counts rows becoming visible (polled every 50 ms)
-from the first row to the last. I/O floor: `python -m bench.minimal` on the same topic,
+rate limit) and a fresh database. Orders/s: rows per second from the first upsert to the
+last, by the rows' processed_at (the Postgres clock; the row count is polled only every
+250 ms, to know when to stop). I/O floor: `python -m bench.minimal` on the same topic,
 timed the same way into another fresh database: it reads the records, makes one
-get_order_detail call per 50 order SNs of a shop and one upsert per batch, 10 batches at
-once, with the consumer's own Shopee client and SQL, and none of its batching timers,
+get_order_detail call per 50 order SNs of a shop (with the consumer's optional fields)
+and one upsert per batch, 10 batches at once, with the consumer's own Shopee client and
+SQL, and none of its batching timers,
 throttle, retries, offsets or dead letters. Ceiling: the same {written:,} rows upserted
 by `Store.upsert_orders` (one transaction per batch of 50 of one shop), 10 batches at
 once: no Kafka, no HTTP. Memory: {args.mem_shops:,} shops × {args.mem_per_shop} records (every shop

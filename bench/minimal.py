@@ -4,9 +4,9 @@
 topic from the start, groups records per shop into batches of BATCH_MAX_SIZE, and for
 each batch makes one get_order_detail call to Shopee and one upsert into Postgres, with
 MAX_CONCURRENCY batches at once, through the project's own Shopee client and Store (the
-same HTTP client and SQL statement as the consumer). It has no throttle, no retries, no
-offsets, no dead letters and no batch timeout: partial batches are flushed once the
-topic has been read to its end. A shop's token is read once. It stops when every record
+same HTTP client, the same request with the same optional fields, and the same SQL
+statement as the consumer). It has no throttle, no retries, no offsets, no dead letters
+and no batch timeout: partial batches are flushed once the topic has been read to its end. A shop's token is read once. It stops when every record
 it read is a row and prints the count.
 """
 
@@ -97,6 +97,8 @@ async def main() -> int:
             base_url=settings.shopee_api_base_url,
             partner_id=settings.shopee_partner_id,
             partner_key=settings.shopee_partner_key.get_secret_value().encode(),
+            optional_fields=settings.optional_fields,  # the same request, so the same answer to store
+            timeout_seconds=settings.shopee_timeout_seconds,
             max_connections=concurrency * 2,
         ) as shopee,
     ):
