@@ -111,6 +111,20 @@ async def test_rotation_failure_keeps_the_old_pair(database_url: str) -> None:
         assert (await store.credentials("s1")).refresh_token == "r-old"
 
 
+async def test_each_store_call_is_one_statement_with_no_reset_round_trip(database_url: str) -> None:
+    dsn = await migrated(database_url)
+    await seed_shop(dsn, "s1")
+    queries: list[str] = []
+    async with Store(dsn) as store:
+        await store.credentials("s1")  # first use: asyncpg introspects the array types once
+        await store.upsert_orders([row("A", "SHIPPED", 1)])
+        async with store.pool.acquire() as conn:  # the pool's one connection: calls in turn all use it
+            conn.add_query_logger(lambda record: queries.append(record.query))
+        await store.credentials("s1")
+        await store.upsert_orders([row("A", "SHIPPED", 2)])
+    assert [q.split()[0] for q in queries] == ["SELECT", "INSERT"], queries
+
+
 def test_unknown_expiry_is_valid_and_margin_counts_as_expired() -> None:
     creds = Credentials("s", "a", "r")
     assert not creds.needs_refresh(NOW, 300)

@@ -76,6 +76,16 @@ async def upsert_orders(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionPr
         await conn.execute(UPSERT_ORDERS_SQL, *upsert_args(rows))
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, after asyncpg has rolled back any open transaction.
+
+    asyncpg's default sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`
+    on every release: a round trip that doubles the statements of a batch. This store
+    takes no advisory locks, opens no cursors, listens to nothing and sets nothing, so
+    there is nothing to reset.
+    """
+
+
 def _credentials(row: asyncpg.Record | None, shop_id: str) -> Credentials:
     if row is None:
         raise CredentialsError(f"shop {shop_id} has no merchant_shopee_config row", reason="shop_unknown")
@@ -104,7 +114,7 @@ class Store:
     async def start(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=self._max, command_timeout=self._timeout
+                self._dsn, min_size=1, max_size=self._max, command_timeout=self._timeout, reset=_keep_session
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"cannot connect to Postgres: {type(exc).__name__}") from exc
