@@ -22,6 +22,22 @@ def push_signature(key: bytes, callback_url: str, raw_body: bytes) -> str:
     return hmac_sha256_hex(key, callback_url.encode() + b"|" + raw_body)
 
 
+class PushVerifier:
+    """verify_push for one key and callback URL, with the HMAC of the URL prefix computed
+    once: per push only the body is hashed (half the cost of a fresh HMAC)."""
+
+    def __init__(self, key: bytes, callback_url: str) -> None:
+        self._prefix = HMAC(key, hashes.SHA256())
+        self._prefix.update(callback_url.encode() + b"|")
+
+    def __call__(self, raw_body: bytes, authorization: str | None) -> bool:
+        if not authorization:
+            return False
+        mac = self._prefix.copy()
+        mac.update(raw_body)
+        return _stdlib_hmac.compare_digest(mac.finalize().hex().encode(), authorization.encode("utf-8", "replace"))
+
+
 def verify_push(key: bytes, callback_url: str, raw_body: bytes, authorization: str | None) -> bool:
     """True when `authorization` is exactly the push signature of `raw_body`.
 
@@ -29,10 +45,7 @@ def verify_push(key: bytes, callback_url: str, raw_body: bytes, authorization: s
     request, and the body is the bytes received, never re-serialised. The header must be
     the lowercase hex digest: Shopee sends it that way, so anything else is not Shopee.
     """
-    if not authorization:
-        return False
-    expected = push_signature(key, callback_url, raw_body)
-    return _stdlib_hmac.compare_digest(expected.encode(), authorization.encode("utf-8", "replace"))
+    return PushVerifier(key, callback_url)(raw_body, authorization)
 
 
 def api_sign(

@@ -3,7 +3,7 @@ import string
 
 import pytest
 
-from service.signing import api_sign, push_signature, verify_push
+from service.signing import PushVerifier, api_sign, push_signature, verify_push
 from tests import signer
 
 KEY = b"test_partner_key_do_not_use"
@@ -43,6 +43,12 @@ def test_verify_rejects_uppercase_truncated_missing_and_other_key() -> None:
 
 def test_verify_rejects_non_ascii_header() -> None:
     assert not verify_push(KEY, URL, BODY, VECTOR[:-1] + "é")
+
+
+def test_one_verifier_checks_push_after_push() -> None:
+    verify = PushVerifier(KEY, URL)
+    flipped = BODY.replace(b"PROCESSED", b"PROCESSEE")
+    assert [verify(BODY, VECTOR), verify(flipped, VECTOR), verify(BODY, VECTOR)] == [True, False, True]
 
 
 def test_api_sign_shop_level_vector() -> None:

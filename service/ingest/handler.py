@@ -24,7 +24,7 @@ from service.ingest.sink import Sink
 from service.pipeline import Pipeline, Skip
 from service.records import DeadLetter, PushEvent
 from service.settings import Settings
-from service.signing import verify_push
+from service.signing import PushVerifier
 from service.types import Clock
 
 log = logging.getLogger("service.ingest")
@@ -71,8 +71,7 @@ class PushHandler:
     ) -> None:
         settings.require("shopee_callback_url", "shopee_push_key", purpose="the ingest service")
         assert settings.shopee_callback_url is not None and settings.push_key is not None
-        self._push_key = settings.push_key.get_secret_value().encode()
-        self._callback_url = settings.shopee_callback_url
+        self._verify = PushVerifier(settings.push_key.get_secret_value().encode(), settings.shopee_callback_url)
         self._max_body = settings.ingest_max_body_bytes
         self._budget = settings.ingest_response_budget_seconds
         self._orders_topic = settings.kafka_topic_marketplace_orders
@@ -122,7 +121,7 @@ class PushHandler:
         # whoever reads them first; Shopee sends one. Spaces around a field value are not
         # part of it (RFC 9110 5.5); h11 drops them but httptools keeps trailing ones.
         signature = authorization[0].decode("latin-1").strip(" \t") if len(authorization) == 1 else None
-        if not verify_push(self._push_key, self._callback_url, body, signature):
+        if not self._verify(body, signature):
             self._m.signature_failures.inc()
             log.warning(
                 "push signature missing or wrong",

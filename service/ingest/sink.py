@@ -137,7 +137,8 @@ class KafkaSink:
     async def send(self, topic: str, key: bytes, value: bytes, *, budget_seconds: float) -> str:
         try:
             async with self._timeout_at(time.monotonic() + budget_seconds):
-                producer = await self._ensure_started()
+                producer = self._producer if self._started else await self._ensure_started()
+                assert producer is not None
                 partition = self._partitions.of(key, producer.client.cluster.partitions_for_topic(topic))
                 if partition is None or len(value) > BATCHED_MAX_BYTES:
                     # no metadata for the topic yet (aiokafka waits for it), or a record
