@@ -51,13 +51,15 @@ def _lenient_id(value: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class OrderRecord:
     """The value on marketplace.orders (docs/contract.md#the-kafka-record), a superset of the seed's record.
 
     A slotted dataclass rather than a pydantic model: the consumer holds one per pending
     record (hundreds of thousands with 10,000 shops' partial batches), and orjson
-    serialises dataclasses natively on the ingest's hot path.
+    serialises dataclasses natively on the ingest's hot path. Not `frozen`, like
+    PushEvent: a frozen one took 1.7 µs to build against 0.6 µs, once per push and once
+    per record consumed. Nothing changes a record once it is built.
     """
 
     platform: str = PLATFORM

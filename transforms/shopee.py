@@ -98,6 +98,8 @@ def skip_unpaid(event: PushEvent) -> PushEvent | Skip:
 
 
 def require_fields(event: PushEvent) -> PushEvent | Skip:
+    if event.shop_id is not None and event.order_sn is not None:
+        return event
     missing = [name for name in ("shop_id", "order_sn") if getattr(event, name) is None]
     if missing:
         return Skip("missing_fields", dead_letter=True, detail="missing or invalid: " + ", ".join(missing))
