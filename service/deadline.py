@@ -7,7 +7,8 @@ while any bucket is left, cancels the tasks whose deadline has passed. A guard n
 fires early and up to 2 * TICK late, which is nothing against a budget of seconds.
 
 Deadlines are `time.monotonic()` seconds. As with asyncio.timeout, the guard that fired
-turns the task's CancelledError into TimeoutError on its way out, and guards nest.
+turns the task's CancelledError into TimeoutError on its way out, and guards nest. A wait
+on a single future needs no guard: `expire_at` fails the future itself with TimeoutError.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from types import TracebackType
+from typing import Any
 
 TICK = 0.02
 
@@ -57,6 +59,20 @@ class Guard:
             self._task.cancel()
 
 
+class _Expiry:
+    """A future that gets a TimeoutError at `deadline` if it is not done by then."""
+
+    __slots__ = ("_future", "deadline")
+
+    def __init__(self, future: asyncio.Future[object], deadline: float) -> None:
+        self._future = future
+        self.deadline = deadline
+
+    def fire(self) -> None:
+        if not self._future.done():
+            self._future.set_exception(TimeoutError())
+
+
 class Deadlines:
     """Guards of the running loop, in buckets of TICK seconds, and the one timer that sweeps them.
 
@@ -67,14 +83,19 @@ class Deadlines:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._buckets: dict[int, list[Guard]] = {}
+        self._buckets: dict[int, list[Guard | _Expiry]] = {}
         self._swept = 0  # every bucket up to this one has been swept
 
     def timeout_at(self, deadline: float) -> Guard:
         """Cancel the current task at `deadline` (time.monotonic()); TimeoutError out of the block."""
         return Guard(self, deadline)
 
-    def add(self, guard: Guard) -> None:
+    def expire_at(self, future: asyncio.Future[Any], deadline: float) -> None:
+        """Fail `future` with TimeoutError at `deadline` unless it is done by then: for a
+        wait on one future, cheaper than a guard (no task to find, no context to enter)."""
+        self.add(_Expiry(future, deadline))
+
+    def add(self, guard: Guard | _Expiry) -> None:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new loop (tests start several): the old one's guards are gone
             self._loop, self._buckets, self._swept = loop, {}, int(time.monotonic() / TICK)

@@ -9,7 +9,8 @@ import pytest
 
 from service.deadline import TICK, Deadlines
 
-timeout_at = Deadlines().timeout_at
+deadlines = Deadlines()
+timeout_at = deadlines.timeout_at
 
 
 async def test_a_block_past_its_deadline_raises_timeout_error() -> None:
@@ -62,3 +63,24 @@ async def test_many_guards_each_fire_at_their_own_deadline() -> None:
 
     await asyncio.gather(*(one(n) for n in range(1, 11)))
     assert sorted(fired) == [1, 3, 5, 7, 9]
+
+
+async def test_a_future_not_done_by_its_deadline_gets_timeout_error() -> None:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    deadline = time.monotonic() + 0.05
+    deadlines.expire_at(future, deadline)
+    with pytest.raises(TimeoutError):
+        await future
+    assert time.monotonic() >= deadline  # never early
+
+
+async def test_a_future_done_in_time_is_left_alone_when_its_bucket_is_swept() -> None:
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    future: asyncio.Future[str] = loop.create_future()
+    deadlines.expire_at(future, time.monotonic() + 2 * TICK)
+    future.set_result("acknowledged")
+    await asyncio.sleep(5 * TICK)  # its bucket is swept meanwhile
+    loop.set_exception_handler(None)
+    assert (future.result(), errors) == ("acknowledged", [])

@@ -75,7 +75,7 @@ class KafkaSink:
         self._connector: asyncio.Task[None] | None = None
         self._partitions = KeyPartitions()
         self._batcher: Batcher | None = None
-        self._timeout_at = Deadlines().timeout_at
+        self._deadlines = Deadlines()
         self.outage = Outage("kafka", log, on_change=dependency_gauge(metrics, "kafka"))
 
     async def start(self) -> None:
@@ -135,17 +135,19 @@ class KafkaSink:
                 log.warning("kafka producer did not stop in time; unsent records abandoned (not acknowledged)")
 
     async def send(self, topic: str, key: bytes, value: bytes, *, budget_seconds: float) -> str:
+        deadline = time.monotonic() + budget_seconds
         try:
-            async with self._timeout_at(time.monotonic() + budget_seconds):
-                producer = self._producer if self._started else await self._ensure_started()
-                assert producer is not None
-                partition = self._partitions.of(key, producer.client.cluster.partitions_for_topic(topic))
-                if partition is None or len(value) > BATCHED_MAX_BYTES:
-                    # no metadata for the topic yet (aiokafka waits for it), or a record
-                    # big enough to be refused: on its own, never failing others' batch
-                    await producer.send_and_wait(topic, value=value, key=key)
-                else:
-                    await self._batcher_of(producer).add(topic, partition, key, value)
+            producer = self._producer if self._started else None
+            partitions = producer.client.cluster.partitions_for_topic(topic) if producer is not None else None
+            partition = self._partitions.of(key, partitions)
+            if producer is not None and partition is not None and len(value) <= BATCHED_MAX_BYTES:
+                # the common case: wait for our batch's acknowledgement, failed at the deadline
+                acknowledged = self._batcher_of(producer).add(topic, partition, key, value)
+                self._deadlines.expire_at(acknowledged, deadline)
+                await acknowledged
+            else:
+                async with self._deadlines.timeout_at(deadline):
+                    await self._send_alone(topic, key, value)
         except TimeoutError as exc:
             self.outage.down(f"no acknowledgement within {budget_seconds:.2f}s")
             raise SinkUnavailable(f"kafka did not acknowledge within {budget_seconds:.2f}s") from exc
@@ -154,6 +156,13 @@ class KafkaSink:
             raise SinkUnavailable(f"kafka refused the record: {exc.__class__.__name__}") from exc
         self.outage.up()
         return self.name
+
+    async def _send_alone(self, topic: str, key: bytes, value: bytes) -> None:
+        """Start the producer if need be, then send one record with aiokafka's own send:
+        when the topic has no metadata yet (aiokafka waits for it), or for a record big
+        enough to be refused, which must never fail the others' batch."""
+        producer = await self._ensure_started()
+        await producer.send_and_wait(topic, value=value, key=key)
 
     def _batcher_of(self, producer: AIOKafkaProducer) -> Batcher:
         if self._batcher is None or self._batcher.producer is not producer:
