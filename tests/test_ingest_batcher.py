@@ -85,3 +85,25 @@ async def test_a_push_that_gives_up_does_not_fail_the_others(kafka_bootstrap: st
         await sink.stop()
     assert isinstance(outcomes[3], asyncio.CancelledError)
     assert outcomes[:3] + outcomes[4:] == ["kafka"] * 9
+
+
+async def test_a_batch_whose_pushes_all_gave_up_is_not_sent(kafka_bootstrap: str, new_topic: TopicFactory) -> None:
+    """Their pushes were answered another way (outbox, 503): sending the batch would only duplicate them."""
+    topic = await new_topic(partitions=1)
+    sink = await started_sink(kafka_bootstrap)
+    try:
+        await sink.send(topic, b"shop-1", b'{"n":0}', budget_seconds=10)
+        first = asyncio.create_task(sink.send(topic, b"shop-1", b'{"n":1}', budget_seconds=10))
+        for _ in range(3):
+            await asyncio.sleep(0)  # the batch holding n=1 is handed to the producer, in flight
+        gave_up = [asyncio.create_task(sink.send(topic, b"shop-1", b'{"n":%d}' % n, budget_seconds=10)) for n in (2, 3)]
+        await asyncio.sleep(0)  # both wait in the next batch
+        for task in gave_up:
+            task.cancel()
+        assert await first == "kafka"
+        await asyncio.gather(*gave_up, return_exceptions=True)
+        await sink.send(topic, b"shop-1", b'{"n":4}', budget_seconds=10)
+    finally:
+        await sink.stop()
+    sent = [orjson.loads(r.value)["n"] for r in await read_topic(kafka_bootstrap, topic, expect=3)]
+    assert sent == [0, 1, 4]

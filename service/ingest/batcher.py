@@ -13,7 +13,11 @@ Order: one task per partition submits its batches in the order they were opened,
 records of one shop (one key, one partition) reach Kafka in the order they arrived.
 
 A batch fails or succeeds as a whole, so the caller sends big records (dead letters of
-large bodies, which the broker may refuse for their size) on their own (KafkaSink).
+large bodies, which the broker may refuse for their size) on their own (KafkaSink). A
+batch whose pushes have all given up by the time its turn comes (past their deadline:
+answered from the outbox, or 503) is dropped rather than sent: in an outage the records
+queued behind a batch that waits for the broker would otherwise reach Kafka a second time
+after the outbox relayed them.
 """
 
 from __future__ import annotations
@@ -79,6 +83,8 @@ class Batcher:
         try:
             while batches:
                 batch = batches.popleft()
+                if all(waiter.done() for waiter in batch.waiters):
+                    continue  # every push in it gave up and was answered otherwise: sending would duplicate
                 error: BaseException | None = None
                 try:
                     acknowledged = await self.producer.send_batch(batch.builder, tp[0], partition=tp[1])
