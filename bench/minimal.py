@@ -6,8 +6,9 @@ each batch makes one get_order_detail call to Shopee and one upsert into Postgre
 MAX_CONCURRENCY batches at once, through the project's own Shopee client and Store (the
 same HTTP client, the same request with the same optional fields, and the same SQL
 statement as the consumer). It has no throttle, no retries, no offsets, no dead letters
-and no batch timeout: partial batches are flushed once the topic has been read to its end. A shop's token is read once. It stops when every record
-it read is a row and prints the count.
+and no batch timeout: partial batches are flushed once the topic has been read to its
+end. A shop's token is read once. It stops when every record it read is a row and prints
+the count.
 """
 
 from __future__ import annotations
