@@ -81,7 +81,8 @@ class Runs:
     """Everything measured: the rounds, serve's other runs, memory, records."""
 
     rounds: list[Round]
-    serve_other: list[WrkResult]  # warm-up, profiled run, paced run
+    warm: WrkResult  # serve's warm-up
+    profiled: WrkResult  # serve's run under py-spy
     paced: tuple[WrkResult, WrkResult]  # serve, bare
     rss_kib: tuple[int, int]  # serve, bare
     new_records: int
@@ -90,7 +91,10 @@ class Runs:
     @property
     def serve_ok(self) -> int:
         """2xx answers of serve after its warm-up: each one must be a new record."""
-        return sum(r.serve.result.ok for r in self.rounds) + sum(r.ok for r in self.serve_other[1:])
+        return sum(r.serve.result.ok for r in self.rounds) + self.profiled.ok + self.paced[0].ok
+
+    def serve_runs(self) -> list[WrkResult]:
+        return [r.serve.result for r in self.rounds] + [self.warm, self.profiled, self.paced[0]]
 
 
 def run_all(pushes: Path, args: argparse.Namespace, bootstrap: str, topic: str) -> Runs:
@@ -120,15 +124,13 @@ def run_all(pushes: Path, args: argparse.Namespace, bootstrap: str, topic: str) 
         after = asyncio.run(topic_records(bootstrap, topic))
         serve.process.check_alive()
         rss = serve.process.sample_memory(), bare.process.sample_memory()
-    others = [warm["serve"], profiled, paced_serve]
-    return Runs(done, others, (paced_serve, paced_bare), rss, after - before, profile)
+    return Runs(done, warm["serve"], profiled, (paced_serve, paced_bare), rss, after - before, profile)
 
 
 def judge(runs: Runs, dead: int, rate: float) -> list[Row]:
     median = median_round(runs.rounds)
     ing, bare = median.serve.result, median.bare.result
-    serve_runs = [r.serve.result for r in runs.rounds] + runs.serve_other
-    bad = sum(r.not_ok + r.socket_errors + r.unanswered for r in serve_runs)
+    bad = sum(r.not_ok + r.socket_errors + r.unanswered for r in runs.serve_runs())
     counted = runs.new_records == runs.serve_ok and dead == 0
     rps = num(ing.rps), f"≥ {RATIO_TARGET} × bare", median.ratio >= RATIO_TARGET
     rows = [judged("requests/s, saturated (median round)", *rps, num(bare.rps), f"{median.ratio:.2f}")]
