@@ -84,3 +84,21 @@ async def test_a_future_done_in_time_is_left_alone_when_its_bucket_is_swept() ->
     await asyncio.sleep(5 * TICK)  # its bucket is swept meanwhile
     loop.set_exception_handler(None)
     assert (future.result(), errors) == ("acknowledged", [])
+
+
+async def test_guards_on_one_loop_ask_asyncio_for_the_loop_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On Python 3.11 each asyncio.get_running_loop() is a getpid() system call.
+    asked: list[int] = []
+    real = asyncio.get_running_loop
+
+    def counted() -> asyncio.AbstractEventLoop:
+        asked.append(1)
+        return real()
+
+    fresh = Deadlines()
+    monkeypatch.setattr(asyncio, "get_running_loop", counted)
+    for _ in range(3):
+        async with fresh.timeout_at(time.monotonic() + 30):
+            await asyncio.sleep(0)
+        fresh.expire_at(real().create_future(), time.monotonic() + 30)
+    assert len(asked) == 1

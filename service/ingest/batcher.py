@@ -50,10 +50,12 @@ def _settle(waiters: Waiters, error: BaseException | None) -> None:
 
 
 class Batcher:
-    """One producer's open batches, per (topic, partition)."""
+    """One producer's open batches, per (topic, partition); made in the loop that uses it."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
+        # remembered: asyncio.get_running_loop() costs a getpid() system call on Python 3.11
+        self._loop = asyncio.get_running_loop()
         self._open: dict[tuple[str, int], deque[_Batch]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -69,13 +71,13 @@ class Batcher:
         batches = self._open.get(tp)
         if batches is None:
             batches = self._open[tp] = deque()
-            task = asyncio.get_running_loop().create_task(self._submit(tp, batches), name=f"kafka-batch-{tp}")
+            task = self._loop.create_task(self._submit(tp, batches), name=f"kafka-batch-{tp}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if not batches or batches[-1].builder.append(timestamp=None, key=key, value=value) is None:
             batches.append(_Batch(self.producer.create_batch()))  # an empty batch takes any one record
             batches[-1].builder.append(timestamp=None, key=key, value=value)
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = self._loop.create_future()
         batches[-1].waiters.append(waiter)
         return waiter
 
