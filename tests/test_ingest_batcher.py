@@ -6,11 +6,13 @@ import asyncio
 
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from service.errors import SinkUnavailable
 from service.ingest.sink import BATCHED_MAX_BYTES, KafkaSink
 from service.settings import Settings
 from tests.conftest import TopicFactory, read_topic
+from tests.partitioner import partition_for
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +109,24 @@ async def test_a_batch_whose_pushes_all_gave_up_is_not_sent(kafka_bootstrap: str
         await sink.stop()
     sent = [orjson.loads(r.value)["n"] for r in await read_topic(kafka_bootstrap, topic, expect=3)]
     assert sent == [0, 1, 4]
+
+
+async def test_records_reach_partitions_added_to_the_topic(kafka_bootstrap: str, new_topic: TopicFactory) -> None:
+    """The batcher keeps the topic's partitions between metadata updates, not past them."""
+    topic = await new_topic(partitions=2)
+    key = next(k for k in (f"shop-{n}".encode() for n in range(100)) if partition_for(k, 4) >= 2)
+    sink = await started_sink(kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await sink.send(topic, key, b'{"n":0}', budget_seconds=10)
+        await admin.create_partitions({topic: NewPartitions(total_count=4)})
+        producer = await sink.producer()
+        while len(producer.client.cluster.partitions_for_topic(topic) or ()) < 4:
+            await producer.client.force_metadata_update()
+        await sink.send(topic, key, b'{"n":1}', budget_seconds=10)
+    finally:
+        await admin.close()
+        await sink.stop()
+    placed = {orjson.loads(r.value)["n"]: r.partition for r in await read_topic(kafka_bootstrap, topic, expect=2)}
+    assert placed == {0: partition_for(key, 2), 1: partition_for(key, 4)}

@@ -58,9 +58,26 @@ class Batcher:
         self._loop = asyncio.get_running_loop()
         self._open: dict[tuple[str, int], deque[_Batch]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # aiokafka builds a new set for every partitions_for_topic(); ours is kept until
+        # the producer's next metadata update
+        self._partitions: dict[str, set[int]] = {}
+        producer.client.cluster.add_listener(self._forget_partitions)
+
+    def partitions(self, topic: str) -> set[int] | None:
+        """The topic's partitions as of the producer's last metadata (None: not known yet)."""
+        known = self._partitions.get(topic)
+        if known is None:
+            known = self.producer.client.cluster.partitions_for_topic(topic)
+            if known:
+                self._partitions[topic] = known
+        return known
+
+    def _forget_partitions(self, _cluster: object) -> None:
+        self._partitions.clear()
 
     async def close(self) -> None:
         """Stop handing batches over; pushes still waiting in an open batch fail (not acknowledged)."""
+        self.producer.client.cluster.remove_listener(self._forget_partitions)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

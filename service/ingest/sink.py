@@ -112,6 +112,7 @@ class KafkaSink:
                     await self._producer.stop()
                     raise
                 self._started = True
+                self._batcher = Batcher(self._producer)  # made here, in the loop that uses it
             return self._producer
 
     async def producer(self) -> AIOKafkaProducer:
@@ -124,7 +125,8 @@ class KafkaSink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connector
         if self._batcher is not None:
-            await self._batcher.close()
+            batcher, self._batcher = self._batcher, None
+            await batcher.close()
         if self._producer is not None:
             producer, self._producer, self._started = self._producer, None, False
             try:
@@ -137,12 +139,12 @@ class KafkaSink:
     async def send(self, topic: str, key: bytes, value: bytes, *, budget_seconds: float) -> str:
         deadline = time.monotonic() + budget_seconds
         try:
-            producer = self._producer if self._started else None
-            partitions = producer.client.cluster.partitions_for_topic(topic) if producer is not None else None
-            partition = self._partitions.of(key, partitions)
-            if producer is not None and partition is not None and len(value) <= BATCHED_MAX_BYTES:
+            # no batcher: not connected yet, or a record big enough to be refused, sent alone
+            batcher = self._batcher if self._started and len(value) <= BATCHED_MAX_BYTES else None
+            partition = self._partitions.of(key, batcher.partitions(topic)) if batcher is not None else None
+            if batcher is not None and partition is not None:
                 # the common case: wait for our batch's acknowledgement, failed at the deadline
-                acknowledged = self._batcher_of(producer).add(topic, partition, key, value)
+                acknowledged = batcher.add(topic, partition, key, value)
                 self._deadlines.expire_at(acknowledged, deadline)
                 await acknowledged
             else:
@@ -163,11 +165,6 @@ class KafkaSink:
         enough to be refused, which must never fail the others' batch."""
         producer = await self._ensure_started()
         await producer.send_and_wait(topic, value=value, key=key)
-
-    def _batcher_of(self, producer: AIOKafkaProducer) -> Batcher:
-        if self._batcher is None or self._batcher.producer is not producer:
-            self._batcher = Batcher(producer)
-        return self._batcher
 
     async def ready(self) -> bool:
         if self._producer is None or not self._started:
