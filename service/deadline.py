@@ -8,7 +8,8 @@ fires early and up to 2 * TICK late, which is nothing against a budget of second
 
 Deadlines are `time.monotonic()` seconds. As with asyncio.timeout, the guard that fired
 turns the task's CancelledError into TimeoutError on its way out, and guards nest. A wait
-on a single future needs no guard: `expire_at` fails the future itself with TimeoutError.
+on futures needs no guard: the ingest's Kafka batches are entries of their own (`add`) and
+fail their pushes' futures with TimeoutError.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from types import TracebackType
-from typing import Any
+from typing import Protocol
 
 TICK = 0.02
 
@@ -59,18 +60,12 @@ class Guard:
             self._task.cancel()
 
 
-class _Expiry:
-    """A future that gets a TimeoutError at `deadline` if it is not done by then."""
+class Entry(Protocol):
+    """What Deadlines keeps: a guard, or anything else to call once its deadline has passed."""
 
-    __slots__ = ("_future", "deadline")
+    deadline: float
 
-    def __init__(self, future: asyncio.Future[object], deadline: float) -> None:
-        self._future = future
-        self.deadline = deadline
-
-    def fire(self) -> None:
-        if not self._future.done():
-            self._future.set_exception(TimeoutError())
+    def fire(self) -> None: ...
 
 
 class Deadlines:
@@ -83,17 +78,12 @@ class Deadlines:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._buckets: dict[int, list[Guard | _Expiry]] = {}
+        self._buckets: dict[int, list[Entry]] = {}
         self._swept = 0  # every bucket up to this one has been swept
 
     def timeout_at(self, deadline: float) -> Guard:
         """Cancel the current task at `deadline` (time.monotonic()); TimeoutError out of the block."""
         return Guard(self, deadline)
-
-    def expire_at(self, future: asyncio.Future[Any], deadline: float) -> None:
-        """Fail `future` with TimeoutError at `deadline` unless it is done by then: for a
-        wait on one future, cheaper than a guard (no task to find, no context to enter)."""
-        self.add(_Expiry(future, deadline))
 
     def running_loop(self) -> asyncio.AbstractEventLoop:
         """The running loop, remembered: on Python 3.11 asyncio.get_running_loop() and
@@ -105,7 +95,8 @@ class Deadlines:
             self._loop, self._buckets, self._swept = loop, {}, int(time.monotonic() / TICK)
         return loop
 
-    def add(self, guard: Guard | _Expiry) -> None:
+    def add(self, guard: Entry) -> None:
+        """Call `guard.fire()` once its deadline has passed (never before, up to 2 * TICK after)."""
         loop = self.running_loop()
         slot = max(int(guard.deadline / TICK) + 1, self._swept + 1)
         bucket = self._buckets.get(slot)

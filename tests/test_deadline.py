@@ -65,27 +65,6 @@ async def test_many_guards_each_fire_at_their_own_deadline() -> None:
     assert sorted(fired) == [1, 3, 5, 7, 9]
 
 
-async def test_a_future_not_done_by_its_deadline_gets_timeout_error() -> None:
-    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    deadline = time.monotonic() + 0.05
-    deadlines.expire_at(future, deadline)
-    with pytest.raises(TimeoutError):
-        await future
-    assert time.monotonic() >= deadline  # never early
-
-
-async def test_a_future_done_in_time_is_left_alone_when_its_bucket_is_swept() -> None:
-    loop = asyncio.get_running_loop()
-    errors: list[dict[str, object]] = []
-    loop.set_exception_handler(lambda _loop, context: errors.append(context))
-    future: asyncio.Future[str] = loop.create_future()
-    deadlines.expire_at(future, time.monotonic() + 2 * TICK)
-    future.set_result("acknowledged")
-    await asyncio.sleep(5 * TICK)  # its bucket is swept meanwhile
-    loop.set_exception_handler(None)
-    assert (future.result(), errors) == ("acknowledged", [])
-
-
 async def test_guards_on_one_loop_ask_asyncio_for_the_loop_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # On Python 3.11 each asyncio.get_running_loop() is a getpid() system call.
     asked: list[int] = []
@@ -100,5 +79,21 @@ async def test_guards_on_one_loop_ask_asyncio_for_the_loop_once(monkeypatch: pyt
     for _ in range(3):
         async with fresh.timeout_at(time.monotonic() + 30):
             await asyncio.sleep(0)
-        fresh.expire_at(real().create_future(), time.monotonic() + 30)
     assert len(asked) == 1
+
+
+class _Call:
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired_at: float | None = None
+
+    def fire(self) -> None:
+        self.fired_at = time.monotonic()
+
+
+async def test_an_entry_is_called_once_its_deadline_has_passed_never_before() -> None:
+    entries = [_Call(time.monotonic() + 0.01 * n) for n in (5, 1, 3)]
+    for entry in entries:
+        deadlines.add(entry)
+    await asyncio.sleep(0.05 + 3 * TICK)
+    assert all(e.fired_at is not None and e.fired_at >= e.deadline for e in entries)

@@ -23,21 +23,53 @@ after the outbox relayed them.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from service.deadline import Deadlines
+
 Waiters = list["asyncio.Future[None]"]
 
 
 class _Batch:
-    __slots__ = ("builder", "waiters")
+    """Records for one partition and their pushes' futures. It is an entry of Deadlines of
+    its own, armed for its earliest pending push: one expiry per batch rather than one per
+    push (each cost a sweep at its deadline)."""
 
-    def __init__(self, builder: Any) -> None:
+    __slots__ = ("_deadlines", "armed", "builder", "deadline", "deadlines", "waiters")
+
+    def __init__(self, builder: Any, deadlines: Deadlines) -> None:
         self.builder = builder
         self.waiters: Waiters = []
+        self.deadlines: list[float] = []  # each push's, in the order of waiters
+        self.deadline = 0.0  # when it is armed: the earliest deadline of a push still waiting
+        self.armed = False
+        self._deadlines = deadlines
+
+    def wait(self, future: asyncio.Future[None], deadline: float) -> None:
+        self.waiters.append(future)
+        self.deadlines.append(deadline)
+        if not self.armed:
+            self.deadline, self.armed = deadline, True
+            self._deadlines.add(self)
+
+    def fire(self) -> None:
+        """Called by Deadlines once self.deadline has passed: fail the pushes whose own
+        deadline has passed, and arm again for the next one still waiting."""
+        now, self.armed = time.monotonic(), False
+        for waiter, deadline in zip(self.waiters, self.deadlines, strict=True):
+            if waiter.done():
+                continue
+            if deadline <= now:
+                waiter.set_exception(TimeoutError())
+            elif not self.armed or deadline < self.deadline:
+                self.deadline, self.armed = deadline, True
+        if self.armed:
+            self._deadlines.add(self)
 
 
 def _settle(waiters: Waiters, error: BaseException | None) -> None:
@@ -52,8 +84,9 @@ def _settle(waiters: Waiters, error: BaseException | None) -> None:
 class Batcher:
     """One producer's open batches, per (topic, partition); made in the loop that uses it."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, deadlines: Deadlines) -> None:
         self.producer = producer
+        self._deadlines = deadlines
         # remembered: asyncio.get_running_loop() costs a getpid() system call on Python 3.11
         self._loop = asyncio.get_running_loop()
         self._open: dict[tuple[str, int], deque[_Batch]] = {}
@@ -82,8 +115,10 @@ class Batcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def add(self, topic: str, partition: int, key: bytes, value: bytes) -> asyncio.Future[None]:
-        """Append a record; the future is done when Kafka acknowledged it (or failed with KafkaError)."""
+    def add(self, topic: str, partition: int, key: bytes, value: bytes, deadline: float) -> asyncio.Future[None]:
+        """Append a record; the future is done when Kafka acknowledged it, or failed with
+        KafkaError, or with TimeoutError once `deadline` (time.monotonic()) has passed (never
+        before it, at most Deadlines' 2 * TICK after it)."""
         tp = (topic, partition)
         batches = self._open.get(tp)
         if batches is None:
@@ -92,10 +127,10 @@ class Batcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if not batches or batches[-1].builder.append(timestamp=None, key=key, value=value) is None:
-            batches.append(_Batch(self.producer.create_batch()))  # an empty batch takes any one record
+            batches.append(_Batch(self.producer.create_batch(), self._deadlines))  # an empty batch takes any one record
             batches[-1].builder.append(timestamp=None, key=key, value=value)
         waiter: asyncio.Future[None] = self._loop.create_future()
-        batches[-1].waiters.append(waiter)
+        batches[-1].wait(waiter, deadline)
         return waiter
 
     async def _submit(self, tp: tuple[str, int], batches: deque[_Batch]) -> None:

@@ -112,7 +112,7 @@ class KafkaSink:
                     await self._producer.stop()
                     raise
                 self._started = True
-                self._batcher = Batcher(self._producer)  # made here, in the loop that uses it
+                self._batcher = Batcher(self._producer, self._deadlines)  # made here, in the loop that uses it
             return self._producer
 
     async def producer(self) -> AIOKafkaProducer:
@@ -144,9 +144,7 @@ class KafkaSink:
             partition = self._partitions.of(key, batcher.partitions(topic)) if batcher is not None else None
             if batcher is not None and partition is not None:
                 # the common case: wait for our batch's acknowledgement, failed at the deadline
-                acknowledged = batcher.add(topic, partition, key, value)
-                self._deadlines.expire_at(acknowledged, deadline)
-                await acknowledged
+                await batcher.add(topic, partition, key, value, deadline)
             else:
                 async with self._deadlines.timeout_at(deadline):
                     await self._send_alone(topic, key, value)
