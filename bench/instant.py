@@ -1,5 +1,5 @@
 """bench-ingest's decomposition: the real ingest app with a sink that takes every record at
-once (no Kafka, nothing kept), under the same server stack and flags as `serve`.
+once (no Kafka, nothing kept), under the same server stack, flags and GC settings as `serve`.
 
 Its CPU per answer, against the bare endpoint's and serve's, splits serve's cost into
 what HTTP and the push handler cost and what making the record durable in Kafka costs.
@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from service.ingest.app import create_app
 from service.ingest.metrics import IngestMetrics
-from service.ingest.server import SERVER_OPTIONS
+from service.ingest.server import SERVER_OPTIONS, tune_gc
 from service.pipeline import load_pipeline
 from service.settings import load_settings
 
@@ -38,7 +38,9 @@ class InstantSink:
 def create() -> Starlette:
     settings = load_settings()
     metrics = IngestMetrics()
-    return create_app(settings, InstantSink(), load_pipeline(settings.transform_names), metrics=metrics)
+    app = create_app(settings, InstantSink(), load_pipeline(settings.transform_names), metrics=metrics)
+    tune_gc()  # as serve does
+    return app
 
 
 def main() -> None:
