@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from service.ingest.counter import LockFreeCounter
 from service.ingest.histogram import LockFreeHistogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
@@ -13,7 +14,7 @@ class IngestMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
+        self.requests = LockFreeCounter(
             "gateway_ingest_requests",
             "Push requests by outcome (forwarded, skipped, dead_lettered, unauthorized, too_large, "
             "timeout, unavailable)",
