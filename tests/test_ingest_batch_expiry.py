@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 
 import pytest
 
@@ -57,3 +58,14 @@ async def test_an_acknowledged_push_is_left_alone_when_its_batch_expires() -> No
     await asyncio.sleep(3 * TICK)
     loop.set_exception_handler(None)
     assert (acknowledged.result(), errors) == (None, [])
+
+
+async def test_a_settled_batch_lets_go_of_its_pushes_before_its_expiry_is_swept() -> None:
+    # Deadlines keeps the batch until its expiry (seconds); what it held need not wait as long.
+    batch = _Batch(object(), Deadlines())
+    push = waiting(batch, time.monotonic() + 30)
+    batch.settle(None)
+    assert push.result() is None
+    gone = weakref.ref(push)
+    del push
+    assert gone() is None

@@ -71,14 +71,16 @@ class _Batch:
         if self.armed:
             self._deadlines.add(self)
 
-
-def _settle(waiters: Waiters, error: BaseException | None) -> None:
-    for waiter in waiters:
-        if not waiter.done():  # a push that gave up (its deadline passed) has no one waiting
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
+    def settle(self, error: BaseException | None) -> None:
+        """Acknowledged (error None), failed or dropped: every push still waiting learns it,
+        and what the batch held is let go now rather than when its expiry is swept."""
+        for waiter in self.waiters:
+            if not waiter.done():  # a push that gave up (its deadline passed) has no one waiting
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+        self.waiters, self.deadlines, self.builder = [], [], None
 
 
 class Batcher:
@@ -138,6 +140,7 @@ class Batcher:
             while batches:
                 batch = batches.popleft()
                 if all(waiter.done() for waiter in batch.waiters):
+                    batch.settle(None)
                     continue  # every push in it gave up and was answered otherwise: sending would duplicate
                 error: BaseException | None = None
                 try:
@@ -152,8 +155,8 @@ class Batcher:
                     raise
                 except Exception as exc:  # every waiter learns why; the next batch is tried all the same
                     error = exc if isinstance(exc, KafkaError) else KafkaError(repr(exc))
-                _settle(batch.waiters, error)
+                batch.settle(error)
         finally:
             del self._open[tp]
             for batch in batches:  # cancelled (shutdown): nothing more will be submitted
-                _settle(batch.waiters, KafkaError("the producer stopped"))
+                batch.settle(KafkaError("the producer stopped"))
