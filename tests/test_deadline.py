@@ -97,3 +97,11 @@ async def test_an_entry_is_called_once_its_deadline_has_passed_never_before() ->
         deadlines.add(entry)
     await asyncio.sleep(0.05 + 3 * TICK)
     assert all(e.fired_at is not None and e.fired_at >= e.deadline for e in entries)
+
+
+async def test_an_entry_discarded_from_its_bucket_is_not_called() -> None:
+    kept, discarded = _Call(time.monotonic() + 0.02), _Call(time.monotonic() + 0.02)
+    deadlines.add(kept)
+    deadlines.add(discarded).discard(discarded)
+    await asyncio.sleep(0.02 + 3 * TICK)
+    assert (kept.fired_at is not None, discarded.fired_at) == (True, None)

@@ -30,7 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from service.deadline import Deadlines
+from service.deadline import Deadlines, Entry
 
 Waiters = list["asyncio.Future[None]"]
 
@@ -40,7 +40,7 @@ class _Batch:
     its own, armed for its earliest pending push: one expiry per batch rather than one per
     push (each cost a sweep at its deadline)."""
 
-    __slots__ = ("_deadlines", "armed", "builder", "deadline", "deadlines", "waiters")
+    __slots__ = ("_bucket", "_deadlines", "armed", "builder", "deadline", "deadlines", "waiters")
 
     def __init__(self, builder: Any, deadlines: Deadlines) -> None:
         self.builder = builder
@@ -49,13 +49,14 @@ class _Batch:
         self.deadline = 0.0  # when it is armed: the earliest deadline of a push still waiting
         self.armed = False
         self._deadlines = deadlines
+        self._bucket: set[Entry] = set()  # where Deadlines keeps it while armed
 
     def wait(self, future: asyncio.Future[None], deadline: float) -> None:
         self.waiters.append(future)
         self.deadlines.append(deadline)
         if not self.armed:
             self.deadline, self.armed = deadline, True
-            self._deadlines.add(self)
+            self._bucket = self._deadlines.add(self)
 
     def fire(self) -> None:
         """Called by Deadlines once self.deadline has passed: fail the pushes whose own
@@ -69,11 +70,11 @@ class _Batch:
             elif not self.armed or deadline < self.deadline:
                 self.deadline, self.armed = deadline, True
         if self.armed:
-            self._deadlines.add(self)
+            self._bucket = self._deadlines.add(self)
 
     def settle(self, error: BaseException | None) -> None:
         """Acknowledged (error None), failed or dropped: every push still waiting learns it,
-        and what the batch held is let go now rather than when its expiry is swept."""
+        and the batch leaves Deadlines and lets go of what it held now, not at its expiry."""
         for waiter in self.waiters:
             if not waiter.done():  # a push that gave up (its deadline passed) has no one waiting
                 if error is None:
@@ -81,6 +82,9 @@ class _Batch:
                 else:
                     waiter.set_exception(error)
         self.waiters, self.deadlines, self.builder = [], [], None
+        if self.armed:
+            self._bucket.discard(self)
+            self.armed = False
 
 
 class Batcher:
