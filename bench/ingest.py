@@ -134,7 +134,8 @@ def judge(runs: Runs, dead: int, rate: float) -> list[Row]:
     bad = sum(r.not_ok + r.socket_errors + r.unanswered for r in runs.serve_runs())
     counted = runs.new_records == runs.serve_ok and dead == 0
     rps = num(ing.rps), f"≥ {RATIO_TARGET} × bare", median.ratio >= RATIO_TARGET
-    rows = [judged("requests/s, saturated (median round)", *rps, num(bare.rps), f"{median.ratio:.2f}")]
+    # three decimals: 0.495 shown as 0.50 next to "no" reads as a mistake
+    rows = [judged("requests/s, saturated (median round)", *rps, num(bare.rps), f"{median.ratio:.3f}")]
     paced_serve, paced_bare = runs.paced
     for mode, i, b in (("saturated", ing, bare), (f"paced at {rate:,.0f}/s", paced_serve, paced_bare)):
         if mode != "saturated":

@@ -231,5 +231,5 @@ def target_missed(what: str, ratio: float, target: float, process: str, profile:
         return ""
     from bench.profile import hot_spots_markdown
 
-    head = f"\n**Target missed**: {what} = {ratio:.2f} < {target}. Where {process}'s time goes:\n\n"
+    head = f"\n**Target missed**: {what} = {ratio:.3f} < {target}. Where {process}'s time goes:\n\n"
     return head + hot_spots_markdown(profile) + "\n"
