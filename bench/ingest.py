@@ -7,7 +7,7 @@ connections, duration, script). Afterwards the topic must hold exactly as many n
 as there were 2xx answers, with no non-2xx answers and no socket errors. Then both are run
 again paced at a fixed moderate rate to report p99 where the server is not saturated.
 
-    scripts/with-services.sh 19092 55433 .venv/bin/python -m bench.ingest [--duration 15] [--profile]
+    scripts/with-services.sh 19092 55433 .venv/bin/python -m bench.ingest [--duration 15] [--rounds 3] [--no-write]
 """
 
 from __future__ import annotations
