@@ -255,3 +255,22 @@ def _unit_tests_ignore_the_environment(request: pytest.FixtureRequest) -> Iterat
 
     with environment_without_settings():
         yield
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    """The k8s/ kustomization rendered (tests/k8s_render.py, a small `kustomize build`)."""
+    from tests.k8s_checks import K8S
+    from tests.k8s_render import render
+
+    return render(K8S)
+
+
+@pytest.fixture(scope="module")
+def secret_template() -> dict[str, Any]:
+    """The Secret template shipped beside the manifests (not part of the kustomization)."""
+    from tests.k8s_checks import K8S, SECRET_TEMPLATE
+    from tests.k8s_render import load_documents
+
+    (secret,) = load_documents(K8S / SECRET_TEMPLATE)
+    return secret
