@@ -3,14 +3,13 @@
 docs/contract.md#http-answers: an empty 2xx for what was forwarded, skipped or dead-lettered; 401 with nothing
 forwarded or stored for a bad signature; 413 over the size limit; 408 when the body does
 not arrive within the response budget; 503 only when nothing could be made durable;
-never a 500. In-process cases use a fake sink; the slow-body cases need a real server.
+never a 500. In-process, with a fake sink; the cases that need a real server (slow bodies,
+header whitespace) are in test_ingest_real_server.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,8 +20,7 @@ from starlette.testclient import TestClient
 from service.ingest.app import create_app
 from service.records import DeadLetter
 from service.settings import DEFAULT_TRANSFORMS
-from tests.conftest import TopicFactory, free_port, read_topic
-from tests.pushes import CALLBACK_URL, PUSH_KEY, ingest_env, ingest_server, legacy_push, real_push, signed_headers
+from tests.pushes import CALLBACK_URL, PUSH_KEY, legacy_push, real_push, signed_headers
 from tests.test_ingest_app import DLQ, ORDERS, FakeSink, make_settings
 from transforms import load_pipeline
 
@@ -286,82 +284,3 @@ def test_unusable_body_near_the_limit_becomes_a_dead_letter_kafka_can_take(clien
     letter = DeadLetter.decode(value)
     assert letter.reason == "invalid_json" and f"of {MIB} bytes" in letter.detail
     assert body.startswith(letter.raw_body() or b"<none>")
-
-
-# -- slow bodies, against the real server --------------------------------------------------
-
-BUDGET = 2.0  # the default INGEST_RESPONSE_BUDGET_SECONDS
-
-
-async def _slow_post(
-    port: int, body: bytes, *, seconds_per_byte: float, chunked: bool = False, authorization: str | None = None
-) -> tuple[int, float]:
-    """Send headers at once, then the body a byte at a time; return (status, whether the whole body was sent
-    before the answer came)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = [
-        "POST /webhooks/shopee HTTP/1.1",
-        f"Host: 127.0.0.1:{port}",
-        f"Authorization: {_signature(body) if authorization is None else authorization}",
-        "Content-Type: application/json",
-        "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}",
-    ]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
-    await writer.drain()
-
-    async def trickle() -> None:
-        for i in range(len(body)):
-            piece = body[i : i + 1]
-            writer.write(b"1\r\n" + piece + b"\r\n" if chunked else piece)
-            await writer.drain()
-            await asyncio.sleep(seconds_per_byte)
-
-    sender = asyncio.create_task(trickle())
-    try:
-        status_line = await asyncio.wait_for(reader.readline(), timeout=BUDGET + 10)
-        body_sent = sender.done() and not sender.cancelled()
-    finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await sender
-        writer.close()
-    return int(status_line.split()[1]), body_sent
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-async def test_slow_body_is_408_before_it_ends_and_nothing_forwarded(
-    kafka_bootstrap: str, new_topic: TopicFactory, chunked: bool
-) -> None:
-    topic, dlq = await new_topic(), await new_topic()
-    env = ingest_env(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, KAFKA_TOPIC_MARKETPLACE_ORDERS=topic, KAFKA_TOPIC_DEAD_LETTER=dlq
-    )
-    port = free_port()
-    body = real_push(42, "SLOW1")  # ~150 bytes at 10 per second: 15 s, far over the budget
-    with ingest_server(port, env):
-        status, body_sent = await _slow_post(port, body, seconds_per_byte=0.1, chunked=chunked)
-    assert status == 408
-    assert not body_sent, "the answer must not wait for a body that takes 15 s, far over the 2 s budget"
-    assert await read_topic(kafka_bootstrap, topic, wait_seconds=2) == []
-    assert await read_topic(kafka_bootstrap, dlq, wait_seconds=2) == []
-
-
-@pytest.mark.integration
-async def test_real_server_strips_whitespace_around_the_header_but_not_inside(
-    kafka_bootstrap: str, new_topic: TopicFactory
-) -> None:
-    """Spaces around a field value are not part of it (RFC 9110 5.5); the server drops them."""
-    topic, dlq = await new_topic(), await new_topic()
-    env = ingest_env(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, KAFKA_TOPIC_MARKETPLACE_ORDERS=topic, KAFKA_TOPIC_DEAD_LETTER=dlq
-    )
-    port = free_port()
-    body = real_push(42, "WS1")
-    sig = _signature(body)
-    with ingest_server(port, env):
-        around, _ = await _slow_post(port, body, seconds_per_byte=0, authorization=f"  {sig} \t")
-        inside, _ = await _slow_post(port, body, seconds_per_byte=0, authorization=f"{sig[:9]} {sig[9:]}")
-    assert (around, inside) == (200, 401)
-    [record] = await read_topic(kafka_bootstrap, topic, expect=1)
-    assert orjson.loads(record.value)["order_sn"] == "WS1"
