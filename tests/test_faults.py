@@ -38,11 +38,6 @@ pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
 
 
-@pytest.fixture
-def broker(private_broker: PrivateBroker) -> PrivateBroker:
-    return private_broker
-
-
 # -- consumer -------------------------------------------------------------------------------
 
 
@@ -135,9 +130,9 @@ def pg_running(pg_admin_url: str) -> bool:
 
 
 async def test_postgres_crashing_while_the_consumer_writes_loses_nothing_and_the_outbox_still_works(
-    broker: PrivateBroker, database_url: str, pg_admin_url: str, stacks: list[Stack]
+    private_broker: PrivateBroker, database_url: str, pg_admin_url: str, stacks: list[Stack]
 ) -> None:
-    stack = await start_stack(stacks, broker.bootstrap, database_url)
+    stack = await start_stack(stacks, private_broker.bootstrap, database_url)
     shops = list(range(875000, 875020))
     await stack.add_shops(shops)
     load = dict(shops=len(shops), shop_id_base=shops[0], concurrency=32, duplicates=0.1)
@@ -158,14 +153,16 @@ async def test_postgres_crashing_while_the_consumer_writes_loses_nothing_and_the
     await stack.set_faults(latency_ms=0)
 
     # the ingest's outbox pool lived through the crash too: with Kafka down it must take pushes
-    await asyncio.to_thread(broker.stop)
+    await asyncio.to_thread(private_broker.stop)
     second = await stack.push(**load, orders=200, order_sn_prefix="Q")
     assert await outbox_depth(database_url) > 0
-    await asyncio.to_thread(broker.start, keep_data=True)
+    await asyncio.to_thread(private_broker.start, keep_data=True)
 
     ledger = merged(first, second)
     assert_all_acknowledged_first_time(ledger)
-    report = await check_ledger(ledger, database_url, bootstrap=broker.bootstrap, dlq_topic=stack.dlq, wait_seconds=60)
+    report = await check_ledger(
+        ledger, database_url, bootstrap=private_broker.bootstrap, dlq_topic=stack.dlq, wait_seconds=60
+    )
     assert report.rows == report.expected and report.dead_lettered == 0
     assert stack.consumer.alive() and stack.ingest.alive()
     log.info(f"postgres crash: {written_before} of {report.expected} orders written before it; {report.rows} rows")

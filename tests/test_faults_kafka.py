@@ -63,18 +63,13 @@ def answer_stats(seconds: list[float]) -> str:
     )
 
 
-@pytest.fixture
-def broker(private_broker: PrivateBroker) -> PrivateBroker:
-    return private_broker
-
-
 # -- Kafka ----------------------------------------------------------------------------------
 
 
 async def test_broker_killed_under_load_every_push_is_answered_2xx_in_time_and_ends_up_as_a_row(
-    broker: PrivateBroker, database_url: str, stacks: list[Stack]
+    private_broker: PrivateBroker, database_url: str, stacks: list[Stack]
 ) -> None:
-    stack = await start_stack(stacks, broker.bootstrap, database_url)
+    stack = await start_stack(stacks, private_broker.bootstrap, database_url)
     shops = list(range(871000, 871030))
     await stack.add_shops(shops)
     transport = TimedTransport(max_connections=32)
@@ -84,7 +79,7 @@ async def test_broker_killed_under_load_every_push_is_answered_2xx_in_time_and_e
         load = dict(client=client, shops=len(shops), shop_id_base=shops[0], concurrency=32, duplicates=0.05)
         during = asyncio.create_task(stack.push(**load, orders=1000, order_sn_prefix="K"))
         await until(lambda: _answered(transport, 600), 60, "600 pushes answered before the kill")
-        broker.kill()
+        private_broker.kill()
         killed_at = time.monotonic()
         first = await during
         outage_load = time.monotonic() - killed_at
@@ -92,7 +87,7 @@ async def test_broker_killed_under_load_every_push_is_answered_2xx_in_time_and_e
         assert depth > 0, "pushes after the kill must have gone to the outbox"
         # the broker comes back while a second load is being answered
         restarting = time.monotonic()
-        restart = asyncio.create_task(asyncio.to_thread(broker.start, keep_data=True))
+        restart = asyncio.create_task(asyncio.to_thread(private_broker.start, keep_data=True))
         second = await stack.push(**load, orders=300, order_sn_prefix="L")
         await until(lambda: _outbox_empty(database_url), 90, "the outbox to drain")
         drained = time.monotonic() - restarting
@@ -105,7 +100,7 @@ async def test_broker_killed_under_load_every_push_is_answered_2xx_in_time_and_e
     assert_all_acknowledged_first_time(merged(first, second))
     within_budget, handled = await stack.handled_within(2.0)
     report = await check_ledger(
-        merged(first, second), database_url, bootstrap=broker.bootstrap, dlq_topic=stack.dlq, wait_seconds=60
+        merged(first, second), database_url, bootstrap=private_broker.bootstrap, dlq_topic=stack.dlq, wait_seconds=60
     )
     assert report.rows == report.expected and report.dead_lettered == 0
     assert stack.consumer.alive() and stack.ingest.alive()
@@ -142,19 +137,19 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '
 
 
 async def test_ingest_killed_while_relaying_the_outbox_loses_nothing_and_duplicates_no_row(
-    broker: PrivateBroker, database_url: str, stacks: list[Stack]
+    private_broker: PrivateBroker, database_url: str, stacks: list[Stack]
 ) -> None:
-    stack = await start_stack(stacks, broker.bootstrap, database_url)
+    stack = await start_stack(stacks, private_broker.bootstrap, database_url)
     shops = list(range(872000, 872020))
     await stack.add_shops(shops)
-    await asyncio.to_thread(broker.stop)
+    await asyncio.to_thread(private_broker.stop)
     ledger = await stack.push(shops=len(shops), shop_id_base=shops[0], orders=800, concurrency=32, duplicates=0.1)
     assert_all_acknowledged_first_time(ledger)
     depth = await outbox_depth(database_url)
     assert depth == len(ledger.entries), "every push answered during the outage is one outbox row"
 
     stack.ingest.kill()
-    await asyncio.to_thread(broker.start, keep_data=True)
+    await asyncio.to_thread(private_broker.start, keep_data=True)
     # Hold back the relay's DELETE (SHARE mode lets its SELECT ... FOR UPDATE through but not
     # the DELETE): the next ingest is then killed after Kafka acknowledged its first claim
     # and before that claim was deleted, the window in which a relay sends rows twice.
@@ -182,10 +177,12 @@ async def test_ingest_killed_while_relaying_the_outbox_loses_nothing_and_duplica
     await until(lambda: _outbox_empty(database_url), 60, "the outbox to drain")
     drained = time.monotonic() - started
 
-    report = await check_ledger(ledger, database_url, bootstrap=broker.bootstrap, dlq_topic=stack.dlq, wait_seconds=60)
+    report = await check_ledger(
+        ledger, database_url, bootstrap=private_broker.bootstrap, dlq_topic=stack.dlq, wait_seconds=60
+    )
     assert report.rows == report.expected and report.dead_lettered == 0
     sent_twice = min(RELAY_BATCH, depth)
-    on_topic = await read_topic(broker.bootstrap, stack.topic, expect=depth + sent_twice)
+    on_topic = await read_topic(private_broker.bootstrap, stack.topic, expect=depth + sent_twice)
     assert len(on_topic) >= depth + sent_twice, "the killed relay's acknowledged claim went to Kafka again"
     assert last.alive() and stack.consumer.alive()
     log.info(
