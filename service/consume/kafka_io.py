@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import InconsistentGroupProtocolError, KafkaError
 
+from service import kafka_join
 from service.consume.metrics import ConsumerMetrics
 from service.errors import ConfigError
 from service.kafka_client import ASSIGNORS
@@ -41,6 +42,7 @@ async def open_consumer(
     listener: ConsumerRebalanceListener,
 ) -> AIOKafkaConsumer:
     """A started group member subscribed to the main topic, committing only by hand."""
+    kafka_join.install()  # one JoinGroup per join with our two assignors (service/kafka_join.py)
     kafka = factory(
         **options,
         partition_assignment_strategy=ASSIGNORS,  # range lets Java consumers share the group
