@@ -50,6 +50,7 @@ STATUSES = (
 PARTITIONS = 12
 RATIO_TARGET = 0.5
 PROFILE_SECONDS = 8.0
+FLOOR_TOPIC = ".floor"  # the floor's records go to a topic of their own: serve's is counted
 SERVE_RSS_TARGET_KIB = 150 * 1024
 
 
@@ -99,24 +100,26 @@ class Runs:
 
 
 def run_all(pushes: Path, args: argparse.Namespace, bootstrap: str, topic: str) -> Runs:
-    """Start bare, the instant-sink app and serve side by side; warm up, rounds, profile, paced."""
+    """Start bare, the instant-sink app, the floor and serve side by side; warm up, rounds, profile, paced."""
     push_env = child_env(SHOPEE_PUSH_KEY=PUSH_KEY, SHOPEE_CALLBACK_URL=CALLBACK_URL)
     module = service_argv()[:2]
     with contextlib.ExitStack() as stack:
         bare = start(stack, "bare", lambda port: [*module, "bench.bare", "--port", str(port)], child_env(), "/healthz")
         instant_argv = lambda port: [*module, "bench.instant", "--port", str(port)]  # noqa: E731
         instant = start(stack, "instant", instant_argv, push_env, "/readyz")
+        floor_argv = lambda port: [*module, "bench.kafka_floor", "--port", str(port)]  # noqa: E731
+        floor = start(stack, "floor", floor_argv, child_env(**kafka_env(bootstrap, topic + FLOOR_TOPIC)), "/readyz")
         serve_env = {**push_env, **kafka_env(bootstrap, topic)}
         serve = start(stack, "serve", serve_argv, serve_env, "/readyz")
-        warm = {
-            s.label: run_wrk(f"{s.label} warm-up", s.url, pushes, args, args.warmup) for s in (bare, instant, serve)
-        }
+        servers = [bare, instant, floor, serve]
+        warm = {s.label: run_wrk(f"{s.label} warm-up", s.url, pushes, args, args.warmup) for s in servers}
         before = asyncio.run(topic_records(bootstrap, topic))
         if before != warm["serve"].ok:
             say(f"  warning: after the warm-up the topic holds {before:,} records for {warm['serve'].ok:,} 2xx")
-        done = rounds(bare, instant, serve, pushes, args)
-        if any(r.instant.result.not_ok or r.instant.result.socket_errors for r in done):
-            fail("an instant-sink run had non-2xx answers or socket errors")
+        done = rounds(servers, pushes, args)
+        for other in ("instant", "floor"):
+            if any(getattr(r, other).result.not_ok or getattr(r, other).result.socket_errors for r in done):
+                fail(f"a {other} run had non-2xx answers or socket errors")
         spying = Spy(serve.process.pid, "serve")
         profiled = run_wrk("serve profiled (not in the table)", serve.url, pushes, args, PROFILE_SECONDS)
         profile = spying.stop()
@@ -135,7 +138,15 @@ def judge(runs: Runs, dead: int, rate: float) -> list[Row]:
     counted = runs.new_records == runs.serve_ok and dead == 0
     rps = num(ing.rps), f"≥ {RATIO_TARGET} × bare", median.ratio >= RATIO_TARGET
     # three decimals: 0.495 shown as 0.50 next to "no" reads as a mistake
-    rows = [judged("requests/s, saturated (median round)", *rps, num(bare.rps), f"{median.ratio:.3f}")]
+    rows = [
+        judged("requests/s, saturated (median round)", *rps, num(bare.rps), f"{median.ratio:.3f}"),
+        Row(
+            "… the floor: bare + Kafka acknowledgement, same round",
+            num(median.floor.result.rps),
+            num(bare.rps),
+            f"{median.floor_ratio:.3f}",
+        ),
+    ]
     paced_serve, paced_bare = runs.paced
     for mode, i, b in (("saturated", ing, bare), (f"paced at {rate:,.0f}/s", paced_serve, paced_bare)):
         if mode != "saturated":
@@ -163,6 +174,12 @@ def judge(runs: Runs, dead: int, rate: float) -> list[Row]:
             median.bare.cpu_per_answer,
             micro,
         ),
+        versus(
+            "… the floor: bare + Kafka acknowledgement",
+            median.floor.cpu_per_answer,
+            median.bare.cpu_per_answer,
+            micro,
+        ),
         judged("peak RSS of serve (VmHWM)", *rss, mib(bare_rss)),
     ]
 
@@ -183,8 +200,9 @@ the same uvicorn options) that reads the body and answers an empty 204. Load: `w
 server; the paced rows at {args.rate:,.0f} requests/s.
 wrk, the servers and the broker all share this machine's {info["cores"]} cores, and a single
 run moves by up to ±25% from one minute to the next on it. So bare, the ingest app with an
-instant sink (`bench/instant.py`) and serve run side by side (each idle while another is
-measured), are warmed up for {args.warmup:g} s each, and are then measured back to back in
+instant sink (`bench/instant.py`), the floor (`bench/kafka_floor.py`: bare plus making each
+body durable through serve's KafkaSink, to a topic of its own, and nothing else) and serve
+run side by side (each idle while another is measured), are warmed up for {args.warmup:g} s each, and are then measured back to back in
 {args.rounds} rounds; ratios are taken within a round, and the table shows the round with
 the median ingest/bare ratio. "Server CPU per answer" is the server's user+system time over
 its saturated run divided by its answers. The rounds ({spread(runs.rounds)}):
@@ -201,7 +219,7 @@ def options() -> argparse.Namespace:
     # 10 s: after a 3 s warm-up serve's first round ran at 0.76 of the mean of its later
     # two, in two runs of three rounds; the broker, started fresh, is still warming up
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of wrk warming up each server")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of bare, instant sink, serve (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of bare, instant sink, floor, serve (default 3)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rate", type=float, default=1000.0, help="requests/s of the paced runs (default 1000)")
@@ -224,7 +242,7 @@ def main() -> int:
     bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
     info = machine(wrk=_wrk_version())
     topic = f"bench.ingest.{stamp()}"
-    asyncio.run(create_topics(bootstrap, [topic, topic + ".dlq"], PARTITIONS))
+    asyncio.run(create_topics(bootstrap, [topic, topic + ".dlq", topic + FLOOR_TOPIC], PARTITIONS))
     pushes = Path(tempfile.mkdtemp(prefix="bench-ingest-")) / "pushes.tsv"
     write_pushes(pushes, args.pushes)
     say(f"bench-ingest: {args.pushes:,} distinct signed pushes in {pushes}; topic {topic} ({PARTITIONS} partitions)")
