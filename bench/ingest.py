@@ -202,8 +202,8 @@ wrk, the servers and the broker all share this machine's {info["cores"]} cores, 
 run moves by up to ±25% from one minute to the next on it. So bare, the ingest app with an
 instant sink (`bench/instant.py`), the floor (`bench/kafka_floor.py`: bare plus making each
 body durable through serve's KafkaSink, to a topic of its own, and nothing else) and serve
-run side by side (each idle while another is measured), are warmed up for {args.warmup:g} s each, and are then measured back to back in
-{args.rounds} rounds; ratios are taken within a round, and the table shows the round with
+run side by side (each idle while another is measured), are warmed up for {args.warmup:g} s
+each, and are then measured back to back in {args.rounds} rounds; ratios are taken within a round, and the table shows the round with
 the median ingest/bare ratio. "Server CPU per answer" is the server's user+system time over
 its saturated run divided by its answers. The rounds ({spread(runs.rounds)}):
 
