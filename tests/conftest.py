@@ -210,8 +210,8 @@ def _port_busy(port: int) -> bool:
 
 @pytest.fixture
 def sandbox() -> Iterator[Any]:
-    """The sandbox Shopee app served over HTTP from a thread (tests.consume_helpers.SandboxServer)."""
-    from tests.consume_helpers import SandboxServer
+    """The sandbox Shopee app served over HTTP from a thread (tests.sandbox_server.SandboxServer)."""
+    from tests.sandbox_server import SandboxServer
 
     server = SandboxServer().start()
     try:

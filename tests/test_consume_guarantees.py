@@ -9,8 +9,9 @@ import pytest
 
 from service.settings import Settings
 from tests.conftest import TopicFactory
-from tests.consume_helpers import SandboxServer, fresh_settings, order, produce, running_consumer, wait_for_rows
+from tests.consume_helpers import fresh_settings, order, produce, running_consumer, wait_for_rows
 from tests.fakes import ScaledClock
+from tests.sandbox_server import SandboxServer
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,6 @@ import pytest
 
 from service.settings import Settings
 from tests.consume_helpers import (
-    SandboxServer,
     committed_offsets,
     dead_letters,
     fetch_rows,
@@ -22,6 +21,7 @@ from tests.consume_helpers import (
     running_consumer,
     wait_for_rows,
 )
+from tests.sandbox_server import SandboxServer
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ import pytest
 
 from service.settings import Settings
 from tests.consume_helpers import (
-    SandboxServer,
     committed_offsets,
     dead_letters,
     fetch_rows,
@@ -21,6 +20,7 @@ from tests.consume_helpers import (
     wait_for_rows,
 )
 from tests.processes import Process, service_argv
+from tests.sandbox_server import SandboxServer
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration

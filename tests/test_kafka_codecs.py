@@ -18,7 +18,6 @@ from aiokafka import AIOKafkaProducer
 
 from service.records import OrderRecord
 from tests.consume_helpers import (
-    SandboxServer,
     committed_offsets,
     consumer_settings,
     dead_letters,
@@ -27,6 +26,7 @@ from tests.consume_helpers import (
     running_consumer,
     wait_for_rows,
 )
+from tests.sandbox_server import SandboxServer
 from tests.schemas import assert_valid_dead_letter
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,6 @@ from service.records import DeadLetter
 from service.replay import Filters, parse_time_ms
 from tests.conftest import ROOT, read_topic
 from tests.consume_helpers import (
-    SandboxServer,
     consumer_settings,
     dead_letters,
     migrated,
@@ -23,6 +22,7 @@ from tests.consume_helpers import (
     settings_env,
     wait_for_rows,
 )
+from tests.sandbox_server import SandboxServer
 
 
 def letter(reason: str, shop: str | None, failed_at_ms: int) -> DeadLetter:

@@ -21,8 +21,9 @@ from service.consume.main import CLEANUP_SECONDS
 from service.migrate import migrate
 from tests.commands import Running, command_env
 from tests.conftest import PrivateBroker, free_port
-from tests.consume_helpers import PARTNER_ID, PARTNER_KEY, SandboxServer, order, produce
+from tests.consume_helpers import PARTNER_ID, PARTNER_KEY, order, produce
 from tests.pushes import real_push, signed_headers
+from tests.sandbox_server import SandboxServer
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
